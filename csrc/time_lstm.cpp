@@ -1,0 +1,218 @@
+// The sequence driver: one layer over all time steps, shared by every device.
+//
+// Forward: one GEMM projects the inputs of all steps; per step, the recurrent GEMM(s) add into
+// that buffer and ONE pointwise step turns it into activated gates and the new state.
+// Backward: per step one pointwise step and the recurrent GEMM(s); the weight and input gradients
+// are a few large GEMMs over all steps after the loop.
+#include "time_lstm.h"
+
+#include "cell.h"
+
+#include <ATen/OpMathType.h>
+
+namespace interestevo {
+namespace {
+
+using at::Tensor;
+
+bool uses_decomposition(int64_t decay_mode, bool decomposition) {
+  return decomposition && decay_mode != kDecayNone;
+}
+
+void check_arguments(const Tensor& input, const Tensor& dt, const std::optional<Tensor>& lengths,
+                     const Tensor& h0, const Tensor& c0, const Tensor& weight_ih,
+                     const Tensor& weight_hh, const std::optional<Tensor>& weight_decomp,
+                     const std::optional<Tensor>& decay_rate, int64_t decay_mode,
+                     bool decomposition) {
+  TORCH_CHECK(decay_mode >= kDecayNone && decay_mode <= kDecayExp,
+              "time_lstm: decay_mode must be 0 (none), 1 (log) or 2 (exp), got ", decay_mode);
+  TORCH_CHECK(input.dim() == 3, "time_lstm: input must be (T, B, I), got ", input.sizes());
+  const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(1);
+  TORCH_CHECK(weight_ih.dim() == 2 && weight_ih.size(0) == 4 * H && weight_ih.size(1) == input.size(2),
+              "time_lstm: weight_ih must be (4H, I) = (", 4 * H, ", ", input.size(2), "), got ",
+              weight_ih.sizes());
+  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == 4 * H,
+              "time_lstm: weight_hh must be (4H, H), got ", weight_hh.sizes());
+  TORCH_CHECK(dt.sizes() == at::IntArrayRef({T, B}), "time_lstm: dt must be (T, B) = (", T, ", ",
+              B, "), got ", dt.sizes());
+  TORCH_CHECK(h0.sizes() == at::IntArrayRef({B, H}) && c0.sizes() == at::IntArrayRef({B, H}),
+              "time_lstm: h0 and c0 must be (B, H) = (", B, ", ", H, "), got ", h0.sizes(),
+              " and ", c0.sizes());
+  for (const Tensor* t : {&dt, &h0, &c0, &weight_ih, &weight_hh}) {
+    TORCH_CHECK(t->scalar_type() == input.scalar_type(), "time_lstm: expected dtype ",
+                input.scalar_type(), " for every tensor, got ", t->scalar_type());
+    TORCH_CHECK(t->device() == input.device(), "time_lstm: expected every tensor on ",
+                input.device(), ", got one on ", t->device());
+  }
+  if (lengths.has_value()) {
+    TORCH_CHECK(lengths->scalar_type() == at::kLong && lengths->sizes() == at::IntArrayRef({B}) &&
+                    lengths->device() == input.device(),
+                "time_lstm: lengths must be int64 (B,) on ", input.device());
+  }
+  if (uses_decomposition(decay_mode, decomposition)) {
+    TORCH_CHECK(weight_decomp.has_value() && weight_decomp->sizes() == at::IntArrayRef({H, H}),
+                "time_lstm: decomposition needs weight_decomp of shape (H, H)");
+  }
+  if (decay_mode == kDecayExp) {
+    TORCH_CHECK(decay_rate.has_value() && decay_rate->sizes() == at::IntArrayRef({H}),
+                "time_lstm: exp decay needs decay_rate of shape (H,)");
+  }
+}
+
+// softplus(rho) in the math dtype, computed once per call rather than per step.
+Tensor decay_rates(const std::optional<Tensor>& decay_rate, int64_t decay_mode,
+                   at::ScalarType math_dtype) {
+  if (decay_mode != kDecayExp) return Tensor();
+  return at::softplus(decay_rate->to(math_dtype)).contiguous();
+}
+
+const void* data_or_null(const Tensor& t) { return t.defined() ? t.const_data_ptr() : nullptr; }
+
+const int64_t* lengths_or_null(const std::optional<Tensor>& lengths) {
+  return lengths.has_value() ? lengths->const_data_ptr<int64_t>() : nullptr;
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_forward(
+    const PointwiseBackend& backend, const Tensor& input_, const Tensor& dt_,
+    const std::optional<Tensor>& lengths_, const Tensor& h0, const Tensor& c0,
+    const Tensor& weight_ih, const Tensor& weight_hh, const std::optional<Tensor>& bias,
+    const std::optional<Tensor>& weight_decomp, const std::optional<Tensor>& bias_decomp,
+    const std::optional<Tensor>& decay_rate, int64_t decay_mode, bool decomposition) {
+  check_arguments(input_, dt_, lengths_, h0, c0, weight_ih, weight_hh, weight_decomp, decay_rate,
+                  decay_mode, decomposition);
+  const Tensor input = input_.contiguous();
+  const Tensor dt = dt_.contiguous();
+  std::optional<Tensor> lengths;
+  if (lengths_.has_value()) lengths = lengths_->contiguous();
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(1);
+  const bool decomp = uses_decomposition(decay_mode, decomposition);
+  const CellKind kind{input.scalar_type(), static_cast<int>(decay_mode), decomp};
+  const auto opts = input.options();
+
+  // The input projection of all steps in one GEMM; each step then adds W_hh h in place and the
+  // pointwise step overwrites the pre-activations with the activated gates.
+  Tensor gates = bias.has_value()
+                     ? at::addmm(*bias, input.reshape({T * B, I}), weight_ih.t())
+                     : at::mm(input.reshape({T * B, I}), weight_ih.t());
+  gates = gates.view({T, B, 4 * H});
+  Tensor hiddens = at::empty({T + 1, B, H}, opts);
+  Tensor cells = at::empty({T + 1, B, H}, opts);
+  Tensor output = at::empty({T, B, H}, opts);
+  Tensor short_memory = decomp ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  Tensor s_pre = decomp ? at::empty({B, H}, opts) : Tensor();
+  hiddens[0].copy_(h0);
+  cells[0].copy_(c0);
+  const Tensor rate = decay_rates(decay_rate, decay_mode, at::toOpMathType(kind.dtype));
+  const Tensor weight_hh_t = weight_hh.t();
+  const Tensor weight_decomp_t = decomp ? weight_decomp->t() : Tensor();
+  Tensor decomp_bias = decomp && bias_decomp.has_value() ? *bias_decomp : at::zeros({H}, opts);
+
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor gates_t = gates[t];
+    gates_t.addmm_(hiddens[t], weight_hh_t);
+    if (decomp) at::addmm_out(s_pre, decomp_bias, cells[t], weight_decomp_t);
+    StepForward step{gates_t.data_ptr(),
+                     data_or_null(s_pre),
+                     decomp ? short_memory[t].data_ptr() : nullptr,
+                     cells[t].const_data_ptr(),
+                     hiddens[t].const_data_ptr(),
+                     cells[t + 1].data_ptr(),
+                     hiddens[t + 1].data_ptr(),
+                     output[t].data_ptr(),
+                     dt[t].const_data_ptr(),
+                     data_or_null(rate),
+                     lengths_or_null(lengths),
+                     t,
+                     B,
+                     H};
+    backend.forward_step(step, kind);
+  }
+  return {output, hiddens[T].clone(), cells[T].clone(), gates, hiddens, cells, short_memory};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
+time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
+                   const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input_,
+                   const Tensor& dt_, const std::optional<Tensor>& lengths_,
+                   const Tensor& weight_ih, const Tensor& weight_hh,
+                   const std::optional<Tensor>& weight_decomp,
+                   const std::optional<Tensor>& decay_rate, const Tensor& gates,
+                   const Tensor& hiddens, const Tensor& cells, const Tensor& short_memory,
+                   int64_t decay_mode, bool decomposition) {
+  const Tensor input = input_.contiguous();
+  const Tensor dt = dt_.contiguous();
+  const Tensor grad_output = grad_output_.contiguous();
+  std::optional<Tensor> lengths;
+  if (lengths_.has_value()) lengths = lengths_->contiguous();
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(1);
+  const bool decomp = uses_decomposition(decay_mode, decomposition);
+  const CellKind kind{input.scalar_type(), static_cast<int>(decay_mode), decomp};
+  const auto opts = input.options();
+  const auto math_dtype = at::toOpMathType(kind.dtype);
+
+  Tensor dz = at::empty({T, B, 4 * H}, opts);
+  Tensor ds_pre = decomp ? at::empty({T, B, H}, opts) : Tensor();
+  Tensor dh = grad_h_n.contiguous().clone(), dc = grad_c_n.contiguous().clone();
+  Tensor dh_prev = at::empty({B, H}, opts), dc_prev = at::empty({B, H}, opts);
+  const Tensor rate = decay_rates(decay_rate, decay_mode, math_dtype);
+  Tensor drate = decay_mode == kDecayExp ? at::zeros({B, H}, opts.dtype(math_dtype)) : Tensor();
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    Tensor dz_t = dz[t];
+    Tensor ds_pre_t = decomp ? ds_pre[t] : Tensor();
+    StepBackward step{grad_output[t].const_data_ptr(),
+                      dh.const_data_ptr(),
+                      dc.const_data_ptr(),
+                      gates[t].const_data_ptr(),
+                      decomp ? short_memory[t].const_data_ptr() : nullptr,
+                      cells[t + 1].const_data_ptr(),
+                      cells[t].const_data_ptr(),
+                      dt[t].const_data_ptr(),
+                      data_or_null(rate),
+                      lengths_or_null(lengths),
+                      dz_t.data_ptr(),
+                      decomp ? ds_pre_t.data_ptr() : nullptr,
+                      dh_prev.data_ptr(),
+                      dc_prev.data_ptr(),
+                      decay_mode == kDecayExp ? drate.data_ptr() : nullptr,
+                      t,
+                      B,
+                      H};
+    backend.backward_step(step, kind);
+    dh_prev.addmm_(dz_t, weight_hh);
+    if (decomp) dc_prev.addmm_(ds_pre_t, *weight_decomp);
+    std::swap(dh, dh_prev);
+    std::swap(dc, dc_prev);
+  }
+
+  const Tensor dz_flat = dz.view({T * B, 4 * H});
+  Tensor grad_input = at::mm(dz_flat, weight_ih).view({T, B, I});
+  Tensor grad_weight_ih = at::mm(dz_flat.t(), input.view({T * B, I}));
+  Tensor grad_weight_hh = at::mm(dz_flat.t(), hiddens.narrow(0, 0, T).reshape({T * B, H}));
+  Tensor grad_bias = dz_flat.sum(0);
+  Tensor grad_weight_decomp, grad_bias_decomp, grad_decay_rate;
+  if (decomp) {
+    const Tensor ds_flat = ds_pre.view({T * B, H});
+    grad_weight_decomp = at::mm(ds_flat.t(), cells.narrow(0, 0, T).reshape({T * B, H}));
+    grad_bias_decomp = ds_flat.sum(0);
+  } else if (decomposition && weight_decomp.has_value()) {  // decay "none": 1 - g = 0 mutes it
+    grad_weight_decomp = at::zeros({H, H}, opts);
+    grad_bias_decomp = at::zeros({H}, opts);
+  } else {
+    grad_weight_decomp = at::empty({0}, opts);
+    grad_bias_decomp = at::empty({0}, opts);
+  }
+  if (decay_mode == kDecayExp) {
+    // dL/drho = dL/drate * sigmoid(rho), since rate = softplus(rho)
+    const Tensor rho = decay_rate->to(math_dtype);
+    grad_decay_rate = (drate.sum(0) * at::sigmoid(rho)).to(decay_rate->scalar_type());
+  } else {
+    grad_decay_rate = at::empty({0}, opts);
+  }
+  return {grad_input, dh, dc, grad_weight_ih, grad_weight_hh, grad_bias, grad_weight_decomp,
+          grad_bias_decomp, grad_decay_rate};
+}
+
+}  // namespace interestevo

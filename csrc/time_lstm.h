@@ -1,0 +1,119 @@
+// The sequence driver and its tiny backend interface.
+//
+// One driver (time_lstm.cpp) runs a whole layer over time: the GEMMs are ATen calls, which dispatch
+// by device, and each step's pointwise work goes through a PointwiseBackend. The CPU backend loops
+// over cell.h with SIMD vectors; the CUDA backend launches one kernel over the same header.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <tuple>
+
+namespace interestevo {
+
+// Everything that selects a pointwise kernel.
+struct CellKind {
+  at::ScalarType dtype;  // storage dtype of every buffer but `rate` and `drate`
+  int decay;             // DecayMode
+  bool decomposition;    // false whenever decay is kDecayNone (the short-term term is then inert)
+};
+
+// One forward step. All buffers are contiguous, rows are batch entries, H = hidden.
+struct StepForward {
+  void* gates;            // (B, 4H) in: pre-activations; out: activated i, f, u, o
+  const void* s_pre;      // (B, H) W_d c_prev + b_d, or null
+  void* s;                // (B, H) out: tanh(s_pre), or null
+  const void* c_prev;     // (B, H)
+  const void* h_prev;     // (B, H)
+  void* c;                // (B, H) out
+  void* h;                // (B, H) out
+  void* output;           // (B, H) out: h, or zeros once a row is past its length
+  const void* dt;         // (B,)
+  const void* rate;       // (H,) softplus(decay_rate) in the math dtype, or null
+  const int64_t* lengths; // (B,) or null
+  int64_t step, batch, hidden;
+};
+
+// One backward step, mirror of StepForward.
+struct StepBackward {
+  const void* grad_output; // (B, H) dL/d output_t
+  const void* dh;          // (B, H) dL/dh_t carried from step t+1
+  const void* dc;          // (B, H) dL/dc_t carried from step t+1
+  const void* gates;       // (B, 4H) saved activations
+  const void* s;           // (B, H) saved short-term memory, or null
+  const void* c;           // (B, H) c_t
+  const void* c_prev;      // (B, H) c_{t-1}
+  const void* dt;
+  const void* rate;
+  const int64_t* lengths;
+  void* dz;                // (B, 4H) out
+  void* ds_pre;            // (B, H) out, or null
+  void* dh_prev;           // (B, H) out: dh for rows past their length, else 0 (a GEMM adds W_hh's part)
+  void* dc_prev;           // (B, H) out: direct part (a GEMM adds W_d's part)
+  void* drate;             // (B, H) math dtype, accumulated over steps, or null
+  int64_t step, batch, hidden;
+};
+
+struct PointwiseBackend {
+  void (*forward_step)(const StepForward&, const CellKind&);
+  void (*backward_step)(const StepBackward&, const CellKind&);
+};
+
+const PointwiseBackend& cpu_backend();
+
+// Returns output (T,B,H), h_n, c_n and what backward needs: gates (T,B,4H), hiddens (T+1,B,H),
+// cells (T+1,B,H), short_memory (T,B,H) or empty.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+time_lstm_forward(const PointwiseBackend& backend, const at::Tensor& input, const at::Tensor& dt,
+                  const std::optional<at::Tensor>& lengths, const at::Tensor& h0,
+                  const at::Tensor& c0, const at::Tensor& weight_ih, const at::Tensor& weight_hh,
+                  const std::optional<at::Tensor>& bias,
+                  const std::optional<at::Tensor>& weight_decomp,
+                  const std::optional<at::Tensor>& bias_decomp,
+                  const std::optional<at::Tensor>& decay_rate, int64_t decay_mode,
+                  bool decomposition);
+
+// Returns grads of input, h0, c0, weight_ih, weight_hh, bias (4H), weight_decomp, bias_decomp and
+// decay_rate; the last three are empty when the layer has no such parameter.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+           at::Tensor, at::Tensor>
+time_lstm_backward(const PointwiseBackend& backend, const at::Tensor& grad_output,
+                   const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& input,
+                   const at::Tensor& dt, const std::optional<at::Tensor>& lengths,
+                   const at::Tensor& weight_ih, const at::Tensor& weight_hh,
+                   const std::optional<at::Tensor>& weight_decomp,
+                   const std::optional<at::Tensor>& decay_rate, const at::Tensor& gates,
+                   const at::Tensor& hiddens, const at::Tensor& cells,
+                   const at::Tensor& short_memory, int64_t decay_mode, bool decomposition);
+
+// The driver bound to one backend, in the shape of the op schemas (see ops.cpp).
+template <const PointwiseBackend& (*backend)()>
+struct BoundOps {
+  static auto forward(const at::Tensor& input, const at::Tensor& dt,
+                      const std::optional<at::Tensor>& lengths, const at::Tensor& h0,
+                      const at::Tensor& c0, const at::Tensor& weight_ih,
+                      const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias,
+                      const std::optional<at::Tensor>& weight_decomp,
+                      const std::optional<at::Tensor>& bias_decomp,
+                      const std::optional<at::Tensor>& decay_rate, int64_t decay_mode,
+                      bool decomposition) {
+    return time_lstm_forward(backend(), input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
+                             weight_decomp, bias_decomp, decay_rate, decay_mode, decomposition);
+  }
+
+  static auto backward(const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                       const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& dt,
+                       const std::optional<at::Tensor>& lengths, const at::Tensor& weight_ih,
+                       const at::Tensor& weight_hh,
+                       const std::optional<at::Tensor>& weight_decomp,
+                       const std::optional<at::Tensor>& decay_rate, const at::Tensor& gates,
+                       const at::Tensor& hiddens, const at::Tensor& cells,
+                       const at::Tensor& short_memory, int64_t decay_mode, bool decomposition) {
+    return time_lstm_backward(backend(), grad_output, grad_h_n, grad_c_n, input, dt, lengths,
+                              weight_ih, weight_hh, weight_decomp, decay_rate, gates, hiddens,
+                              cells, short_memory, decay_mode, decomposition);
+  }
+};
+
+}  // namespace interestevo

@@ -1,0 +1,197 @@
+"""The Python face of the fused operator: loading, fake (meta) kernels, autograd, fallback.
+
+`time_lstm_layer` runs one layer over a whole sequence with the compiled op when it is loaded and
+with the plain-PyTorch reference otherwise (warning once).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import reference
+
+DECAY_MODE_IDS = {"none": 0, "log": 1, "exp": 2}
+_REBUILD_HINT = "rebuild it with: pip install --no-build-isolation --force-reinstall --no-deps <interestevo source>"
+
+
+def _build_info():
+    try:
+        from . import _build_info as info
+    except ImportError:
+        return None
+    return info
+
+
+def _cpu_lacks_avx2(info) -> bool:
+    return info.CPU_VECTORS == "AVX2" and torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+
+
+def _load_extension() -> tuple[bool, Optional[str]]:
+    """Imports interestevo._C. Returns (loaded, why_not). A torch mismatch is an error."""
+    info = _build_info()
+    if info is None:
+        return False, "the compiled extension interestevo._C is not built"
+    if info.TORCH_VERSION != torch.__version__:
+        raise ImportError(
+            f"interestevo._C was built for torch {info.TORCH_VERSION}, but torch {torch.__version__} "
+            f"is installed; {_REBUILD_HINT}"
+        )
+    if _cpu_lacks_avx2(info):
+        return False, "interestevo._C was built with AVX2, which this CPU lacks"
+    try:
+        from . import _C  # noqa: F401  (registers the ops)
+    except ImportError as error:
+        if "undefined symbol" in str(error):
+            raise ImportError(
+                f"interestevo._C does not match the installed torch {torch.__version__} "
+                f"({error}); {_REBUILD_HINT}"
+            ) from error
+        return False, f"interestevo._C could not be loaded ({error})"
+    return True, None
+
+
+EXTENSION_LOADED, EXTENSION_MISSING_REASON = _load_extension()
+_fallback_warned = False
+
+
+def use_reference() -> bool:
+    """True when the ops run on the plain-PyTorch reference (INTERESTEVO_REFERENCE=1 forces it)."""
+    return not EXTENSION_LOADED or os.environ.get("INTERESTEVO_REFERENCE", "0") not in ("", "0")
+
+
+def _warn_fallback_once() -> None:
+    global _fallback_warned
+    if not _fallback_warned and not EXTENSION_LOADED:
+        _fallback_warned = True
+        warnings.warn(
+            f"{EXTENSION_MISSING_REASON}; TimeLSTM runs on the plain-PyTorch reference, which is "
+            f"correct but slow. {_REBUILD_HINT}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def extension_info() -> dict:
+    """What the compiled extension was built for and which kernels are registered."""
+    info = _build_info()
+    has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
+    op = "interestevo::time_lstm_forward"
+    return {
+        "interestevo_extension_loaded": EXTENSION_LOADED,
+        "reason_not_loaded": EXTENSION_MISSING_REASON,
+        "torch_installed": torch.__version__,
+        "torch_built_against": info.TORCH_VERSION if info else None,
+        "cpu_kernels": EXTENSION_LOADED and has_kernel(op, "CPU"),
+        "cpu_vectors": info.CPU_VECTORS if info else None,
+        "cuda_kernels": EXTENSION_LOADED and has_kernel(op, "CUDA"),
+        "cuda_version_built": info.CUDA_VERSION if info else None,
+        "cuda_architectures": info.CUDA_ARCH_LIST if info and info.WITH_CUDA else None,
+        "cuda_available": torch.cuda.is_available(),
+    }
+
+
+if EXTENSION_LOADED:
+
+    @torch.library.register_fake("interestevo::time_lstm_forward")
+    def _forward_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
+                      bias_decomp, decay_rate, decay_mode, decomposition):
+        steps, batch = input.shape[0], input.shape[1]
+        hidden = weight_hh.shape[1]
+        state = input.new_empty(steps + 1, batch, hidden)
+        short_memory = (
+            input.new_empty(steps, batch, hidden)
+            if decomposition and decay_mode != DECAY_MODE_IDS["none"]
+            else input.new_empty(0)
+        )
+        return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
+                c0.new_empty(batch, hidden), input.new_empty(steps, batch, 4 * hidden),
+                state, torch.empty_like(state), short_memory)
+
+    @torch.library.register_fake("interestevo::time_lstm_backward")
+    def _backward_fake(grad_output, grad_h_n, grad_c_n, input, dt, lengths, weight_ih, weight_hh,
+                       weight_decomp, decay_rate, gates, hiddens, cells, short_memory, decay_mode,
+                       decomposition):
+        hidden = weight_hh.shape[1]
+        decomp = decomposition and weight_decomp is not None
+        return (torch.empty_like(input), torch.empty_like(grad_h_n), torch.empty_like(grad_c_n),
+                torch.empty_like(weight_ih), torch.empty_like(weight_hh),
+                weight_hh.new_empty(4 * hidden),
+                torch.empty_like(weight_decomp) if decomp else input.new_empty(0),
+                weight_hh.new_empty(hidden) if decomp else input.new_empty(0),
+                torch.empty_like(decay_rate) if decay_rate is not None and decay_mode == DECAY_MODE_IDS["exp"]
+                else input.new_empty(0))
+
+    def _setup_context(ctx, inputs, output):
+        (input, dt, lengths, _h0, _c0, weight_ih, weight_hh, bias, weight_decomp, bias_decomp,
+         decay_rate, decay_mode, decomposition) = inputs
+        _out, _h_n, _c_n, gates, hiddens, cells, short_memory = output
+        ctx.save_for_backward(input, dt, lengths, weight_ih, weight_hh, weight_decomp, decay_rate,
+                              gates, hiddens, cells, short_memory)
+        ctx.decay_mode = decay_mode
+        ctx.decomposition = decomposition
+        ctx.has = (bias is not None, weight_decomp is not None, bias_decomp is not None,
+                   decay_rate is not None)
+        ctx.mark_non_differentiable(gates, hiddens, cells, short_memory)
+
+    def _backward(ctx, grad_output, grad_h_n, grad_c_n, *_saved_grads):
+        (input, dt, lengths, weight_ih, weight_hh, weight_decomp, decay_rate, gates, hiddens, cells,
+         short_memory) = ctx.saved_tensors
+        steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
+        zeros = input.new_zeros(batch, hidden)
+        grad_output = input.new_zeros(steps, batch, hidden) if grad_output is None else grad_output
+        grads = torch.ops.interestevo.time_lstm_backward(
+            grad_output, zeros if grad_h_n is None else grad_h_n,
+            zeros if grad_c_n is None else grad_c_n, input, dt, lengths, weight_ih, weight_hh,
+            weight_decomp, decay_rate, gates, hiddens, cells, short_memory, ctx.decay_mode,
+            ctx.decomposition)
+        (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_d, grad_b_d,
+         grad_rate) = grads
+        has_bias, has_w_d, has_b_d, has_rate = ctx.has
+        return (grad_input, None, None, grad_h0, grad_c0, grad_w_ih, grad_w_hh,
+                grad_bias if has_bias else None, grad_w_d if has_w_d else None,
+                grad_b_d if has_b_d else None, grad_rate if has_rate else None, None, None)
+
+    torch.library.register_autograd(
+        "interestevo::time_lstm_forward", _backward, setup_context=_setup_context)
+
+
+def time_lstm_layer(
+    input: Tensor,
+    dt: Tensor,
+    lengths: Optional[Tensor],
+    h0: Tensor,
+    c0: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Optional[Tensor],
+    bias_hh: Optional[Tensor],
+    weight_decomp: Optional[Tensor],
+    bias_decomp: Optional[Tensor],
+    decay_rate: Optional[Tensor],
+    decay: str,
+    decomposition: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One layer over a (T, B, I) sequence; returns output (T, B, H), h_n (B, H), c_n (B, H).
+
+    Arguments are assumed validated (TimeLSTM does it); lengths is int64 on input's device.
+    """
+    if use_reference():
+        _warn_fallback_once()
+        return reference.time_lstm_layer_ref(
+            input, dt, lengths, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_decomp,
+            bias_decomp, decay_rate, decay, decomposition)
+    bias = None
+    if bias_ih is not None and bias_hh is not None:
+        bias = bias_ih + bias_hh
+    elif bias_ih is not None or bias_hh is not None:
+        bias = bias_ih if bias_ih is not None else bias_hh
+    output, h_n, c_n, *_ = torch.ops.interestevo.time_lstm_forward(
+        input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
+        weight_decomp if decomposition else None, bias_decomp if decomposition else None,
+        decay_rate if decay == "exp" else None, DECAY_MODE_IDS[decay], decomposition)
+    return output, h_n, c_n
