@@ -92,11 +92,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
   const auto opts = input.options();
 
   // The input projection of all steps in one GEMM; each step then adds W_hh h in place and the
-  // pointwise step overwrites the pre-activations with the activated gates.
-  Tensor gates = bias.has_value()
-                     ? at::addmm(*bias, input.reshape({T * B, I}), weight_ih.t())
-                     : at::mm(input.reshape({T * B, I}), weight_ih.t());
-  gates = gates.view({T, B, 4 * H});
+  // pointwise step (which adds the biases, saving a broadcast copy) overwrites the
+  // pre-activations with the activated gates.
+  Tensor gates = at::mm(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
+  const Tensor bias_c = bias.has_value() ? bias->contiguous() : Tensor();
+  const Tensor bias_decomp_c = decomp && bias_decomp.has_value() ? bias_decomp->contiguous() : Tensor();
   Tensor hiddens = at::empty({T + 1, B, H}, opts);
   Tensor cells = at::empty({T + 1, B, H}, opts);
   Tensor output = at::empty({T, B, H}, opts);
@@ -107,14 +107,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
   const Tensor rate = decay_rates(decay_rate, decay_mode, at::toOpMathType(kind.dtype));
   const Tensor weight_hh_t = weight_hh.t();
   const Tensor weight_decomp_t = decomp ? weight_decomp->t() : Tensor();
-  Tensor decomp_bias = decomp && bias_decomp.has_value() ? *bias_decomp : at::zeros({H}, opts);
 
   for (int64_t t = 0; t < T; ++t) {
     Tensor gates_t = gates[t];
     gates_t.addmm_(hiddens[t], weight_hh_t);
-    if (decomp) at::addmm_out(s_pre, decomp_bias, cells[t], weight_decomp_t);
+    if (decomp) at::mm_out(s_pre, cells[t], weight_decomp_t);
     StepForward step{gates_t.data_ptr(),
+                     data_or_null(bias_c),
                      data_or_null(s_pre),
+                     data_or_null(bias_decomp_c),
                      decomp ? short_memory[t].data_ptr() : nullptr,
                      cells[t].const_data_ptr(),
                      hiddens[t].const_data_ptr(),

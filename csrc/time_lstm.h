@@ -21,8 +21,10 @@ struct CellKind {
 
 // One forward step. All buffers are contiguous, rows are batch entries, H = hidden.
 struct StepForward {
-  void* gates;            // (B, 4H) in: pre-activations; out: activated i, f, u, o
-  const void* s_pre;      // (B, H) W_d c_prev + b_d, or null
+  void* gates;            // (B, 4H) in: pre-activations less the bias; out: activated i, f, u, o
+  const void* bias;       // (4H,) b_ih + b_hh, or null
+  const void* s_pre;      // (B, H) W_d c_prev (less b_d), or null
+  const void* bias_decomp;// (H,) b_d, or null
   void* s;                // (B, H) out: tanh(s_pre), or null
   const void* c_prev;     // (B, H)
   const void* h_prev;     // (B, H)

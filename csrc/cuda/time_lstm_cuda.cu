@@ -33,14 +33,22 @@ __global__ void forward_kernel(StepForward st) {
     static_cast<scalar_t*>(st.c)[unit] = c_prev;
     static_cast<scalar_t*>(st.h)[unit] = static_cast<const scalar_t*>(st.h_prev)[unit];
     static_cast<scalar_t*>(st.output)[unit] = scalar_t(0);
+    gates[0] = gates[H] = gates[2 * H] = gates[3 * H] = scalar_t(0);  // deterministic saved outputs
+    if (DECOMP) static_cast<scalar_t*>(st.s)[unit] = scalar_t(0);
     return;
   }
-  const acc_t s_pre = DECOMP ? acc_t(static_cast<const scalar_t*>(st.s_pre)[unit]) : acc_t(0);
+  const auto* bias = static_cast<const scalar_t*>(st.bias);
+  const auto* bias_decomp = static_cast<const scalar_t*>(st.bias_decomp);
+  const acc_t s_pre = DECOMP ? acc_t(static_cast<const scalar_t*>(st.s_pre)[unit]) +
+                                   (bias_decomp ? acc_t(bias_decomp[j]) : acc_t(0))
+                             : acc_t(0);
+  const auto z = [&](int gate) {
+    return acc_t(gates[gate * H]) + (bias ? acc_t(bias[gate * H + j]) : acc_t(0));
+  };
   const acc_t rate = DECAY == kDecayExp ? static_cast<const acc_t*>(st.rate)[j] : acc_t(0);
   const acc_t dt = static_cast<const scalar_t*>(st.dt)[b];
-  const auto r = cell_forward<DECAY, DECOMP, acc_t>(acc_t(gates[0]), acc_t(gates[H]),
-                                                    acc_t(gates[2 * H]), acc_t(gates[3 * H]),
-                                                    s_pre, acc_t(c_prev), dt, rate);
+  const auto r = cell_forward<DECAY, DECOMP, acc_t>(z(0), z(1), z(2), z(3), s_pre, acc_t(c_prev),
+                                                    dt, rate);
   gates[0] = r.i;
   gates[H] = r.f;
   gates[2 * H] = r.u;

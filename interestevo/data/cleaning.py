@@ -1,0 +1,180 @@
+"""Cleaning a raw interaction frame: parse, drop bad rows, drop duplicates, k-core; and the report.
+
+Everything is vectorised (pandas/numpy); nothing loops over rows in Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError
+from .timestamps import parse_seconds
+
+REQUIRED = ("user_id", "item_id", "timestamp")
+
+
+@dataclass
+class CleaningReport:
+    """What cleaning did, in counts. ``str(report)`` is a one-paragraph summary."""
+
+    rows_read: int = 0
+    dropped_missing: int = 0  # rows with an absent value in a used column
+    dropped_unparsable: int = 0  # rows (with all values present) whose timestamp/rating did not parse
+    duplicates_removed: int = 0  # exact repeats of an earlier row (after parsing)
+    kcore_removed_events: int = 0
+    users: int = 0
+    items: int = 0
+    events: int = 0
+    k_core: int = 0
+    missing_by_column: dict = field(default_factory=dict)  # a row may count under several columns
+    unparsable_by_column: dict = field(default_factory=dict)
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = f" from {self.source}" if self.source else ""
+        parts = [f"Read {self.rows_read:,} rows{where}"]
+        if self.dropped_missing:
+            parts.append(f"dropped {self.dropped_missing:,} with missing values"
+                         f"{_by_column(self.missing_by_column)}")
+        if self.dropped_unparsable:
+            parts.append(f"dropped {self.dropped_unparsable:,} unparsable"
+                         f"{_by_column(self.unparsable_by_column)}")
+        if self.duplicates_removed:
+            parts.append(f"removed {self.duplicates_removed:,} exact duplicates")
+        if self.k_core:
+            parts.append(f"{self.k_core}-core filtering removed {self.kcore_removed_events:,} events")
+        return (", ".join(parts) + f"; kept {self.events:,} events of {self.users:,} users "
+                f"on {self.items:,} items.")
+
+
+def _by_column(counts: dict) -> str:
+    shown = ", ".join(f"{name} {count:,}" for name, count in counts.items() if count)
+    return f" ({shown})" if shown else ""
+
+
+@dataclass
+class CleanEvents:
+    """Parsed, filtered events in input order; ids still original (int64 or str objects)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray  # int64 seconds
+    rating: np.ndarray | None  # float32
+    behavior: np.ndarray | None  # str objects
+    source_row: np.ndarray  # int64 row of the input frame
+
+    def take(self, keep: np.ndarray) -> "CleanEvents":
+        if keep.dtype == bool and keep.all():
+            return self
+
+        def pick(values):
+            return None if values is None else values[keep]
+
+        return CleanEvents(pick(self.user), pick(self.item), pick(self.timestamp), pick(self.rating),
+                           pick(self.behavior), pick(self.source_row))
+
+
+def clean_events(frame: pd.DataFrame, k_core: int = 0) -> tuple[CleanEvents, CleaningReport]:
+    """Parse and filter ``frame`` (columns as ``read_interactions`` returns them)."""
+    source = str(frame.attrs.get("source", ""))
+    where = f"{source}: " if source else ""
+    absent = [c for c in REQUIRED if c not in frame.columns]
+    if absent:
+        raise DataFormatError(f"{where}interaction frame lacks column(s) {', '.join(absent)}; "
+                              f"columns are: {', '.join(map(str, frame.columns))}")
+    if len(frame) == 0:
+        raise DataFormatError(f"{where}no interactions (the frame is empty)")
+    if not isinstance(k_core, (int, np.integer)) or k_core < 0:
+        raise DataFormatError(f"k_core={k_core!r} must be a non-negative integer")
+    report = CleaningReport(rows_read=len(frame), k_core=int(k_core), source=source)
+    events = _parse_and_drop(frame, where, report)
+    events = _drop_duplicates(events, report)
+    if k_core > 1:
+        keep = k_core_mask(events.user, events.item, k_core)
+        report.kcore_removed_events = int((~keep).sum())
+        events = events.take(keep)
+    if len(events.user) == 0:
+        raise DataFormatError(f"{where}no interactions left after cleaning: {report}")
+    return events, report
+
+
+def _parse_and_drop(frame: pd.DataFrame, where: str, report: CleaningReport) -> CleanEvents:
+    user, user_missing = normalise_ids(frame["user_id"])
+    item, item_missing = normalise_ids(frame["item_id"])
+    timestamp, time_missing, time_bad = parse_seconds(frame["timestamp"], f"{where}timestamp column")
+    missing = {"user_id": user_missing, "item_id": item_missing, "timestamp": time_missing}
+    bad = {"timestamp": time_bad}
+    rating = behavior = None
+    if "rating" in frame.columns:
+        rating, missing["rating"], bad["rating"] = parse_ratings(frame["rating"])
+    if "behavior" in frame.columns:
+        behavior, missing["behavior"] = normalise_ids(frame["behavior"])
+        behavior = behavior.astype(str).astype(object)
+    any_missing = np.logical_or.reduce(list(missing.values()))
+    any_bad = np.logical_or.reduce(list(bad.values())) & ~any_missing
+    report.dropped_missing = int(any_missing.sum())
+    report.dropped_unparsable = int(any_bad.sum())
+    report.missing_by_column = {name: int(mask.sum()) for name, mask in missing.items()}
+    report.unparsable_by_column = {name: int(mask.sum()) for name, mask in bad.items()}
+    events = CleanEvents(user, item, timestamp, rating, behavior, np.arange(len(frame), dtype=np.int64))
+    return events.take(~(any_missing | any_bad))
+
+
+def _drop_duplicates(events: CleanEvents, report: CleaningReport) -> CleanEvents:
+    columns = {"u": events.user, "i": events.item, "t": events.timestamp}
+    if events.rating is not None:
+        columns["r"] = events.rating
+    if events.behavior is not None:
+        columns["b"] = events.behavior
+    repeat = pd.DataFrame(columns).duplicated(keep="first").to_numpy()
+    report.duplicates_removed = int(repeat.sum())
+    return events.take(~repeat)
+
+
+def normalise_ids(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Ids as int64 when they are all whole numbers, else as strings; plus the missing mask.
+
+    A numeric column with gaps is read as float (``3.0``); turning it back into integers keeps the
+    original ids. Blank strings count as missing. Missing entries hold a placeholder.
+    """
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = numbers[~missing]
+        if pd.api.types.is_integer_dtype(values) and not missing.any():
+            return values.to_numpy(dtype=np.int64), missing
+        if np.all(np.isfinite(present)) and np.all(present == np.floor(present)):
+            return np.where(missing, 0, numbers).astype(np.int64), missing
+    text = values.astype(object).where(~missing, "").astype(str)
+    missing = missing | text.str.strip().eq("").to_numpy(dtype=bool)
+    return text.to_numpy(dtype=object), missing
+
+
+def parse_ratings(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 ratings, the missing mask and the mask of present values that are not numbers."""
+    missing = values.isna().to_numpy()
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unparsable = ~np.isfinite(numbers) & ~missing
+    return np.where(np.isfinite(numbers), numbers, 0.0).astype(np.float32), missing, unparsable
+
+
+def k_core_mask(user: np.ndarray, item: np.ndarray, k: int) -> np.ndarray:
+    """Events kept by iterative k-core filtering: repeat until every kept user and item has >= k.
+
+    Dropping a sparse item can push a user below k and vice versa, hence the loop; each pass is a
+    pair of bincounts over the surviving events.
+    """
+    if len(user) == 0:
+        return np.ones(0, bool)
+    user_code = pd.factorize(user)[0]
+    item_code = pd.factorize(item)[0]
+    keep = np.ones(len(user_code), bool)
+    while True:
+        user_count = np.bincount(user_code[keep], minlength=user_code.max() + 1)
+        item_count = np.bincount(item_code[keep], minlength=item_code.max() + 1)
+        sparse = keep & ((user_count[user_code] < k) | (item_count[item_code] < k))
+        if not sparse.any():
+            return keep
+        keep &= ~sparse

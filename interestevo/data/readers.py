@@ -1,0 +1,96 @@
+"""Reading interaction logs and item categories from files, in any supported format.
+
+Readers only find and rename columns; values stay raw. Cleaning is ``prepare_interactions``'s job.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import movielens, recbole
+from .categories import lists_from_strings
+from .errors import DataFormatError
+from .formats import detect_format, existing_file, find_column, read_table
+
+# Names real logs use for our columns, tried (case-insensitively) when the default is absent.
+USER_ALIASES = ("userId", "user", "uid", "visitorid", "reviewerID", "customer_id", "session_id")
+ITEM_ALIASES = ("movieId", "itemId", "item", "iid", "asin", "product_id", "article_id")
+TIME_ALIASES = ("ts", "time", "datetime", "date", "event_time", "unix_timestamp")
+RATING_ALIASES = ("rating", "ratings", "score")
+BEHAVIOR_ALIASES = ("behavior", "behaviour", "behavior_type", "behaviour_type", "event", "event_type",
+                    "action", "action_type")
+CATEGORY_ALIASES = ("category", "categories", "genre", "genres", "class", "tags", "tag", "cate_id",
+                    "category_id", "categoryid")
+
+
+def read_interactions(path, format=None, user_col="user_id", item_col="item_id",
+                      time_col="timestamp", rating_col=None, behavior_col=None,
+                      sep=None) -> pd.DataFrame:
+    """Read an interaction log into a raw frame with columns ``user_id, item_id, timestamp``
+    (plus ``rating`` and ``behavior`` when the file has them).
+
+    ``format`` is one of csv, tsv, parquet, movielens, recbole; by default it follows the file
+    name (``u.data``, ``ratings.dat``, ``ratings.csv``, ``*.inter``, ``*.csv``, ``*.tsv``,
+    ``*.parquet``, optionally ``.gz``-compressed). Column names left at their defaults fall back
+    to common aliases (``userId``, ``movieId``, ``ts``...); ``rating_col``/``behavior_col`` default
+    to a column named like ``rating``/``behavior`` if there is one. A name you pass that is not in
+    the file is an error.
+
+    >>> frame = read_interactions("ml-100k/u.data")             # doctest: +SKIP
+    >>> frame = read_interactions("log.csv", user_col="visitor")  # doctest: +SKIP
+    """
+    path = existing_file(path)
+    fmt = detect_format(path, format, sep)
+    if fmt == "movielens":
+        raw = movielens.read_ratings(path)
+    elif fmt == "recbole":
+        raw, _ = recbole.read_atomic(path)
+    else:
+        raw = read_table(path, fmt, sep)
+    columns = {
+        "user_id": find_column(raw.columns, user_col, "user_id", USER_ALIASES, "user", "user_col", path),
+        "item_id": find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path),
+        "timestamp": find_column(raw.columns, time_col, "timestamp", TIME_ALIASES, "timestamp",
+                                 "time_col", path),
+        "rating": find_column(raw.columns, rating_col, None, RATING_ALIASES, "rating", "rating_col",
+                              path, required=False),
+        "behavior": find_column(raw.columns, behavior_col, None, BEHAVIOR_ALIASES, "behavior",
+                                "behavior_col", path, required=False),
+    }
+    columns = {ours: theirs for ours, theirs in columns.items() if theirs is not None}
+    if len(raw) == 0:
+        raise DataFormatError(f"{path}: no interactions (the file has no data rows)")
+    frame = pd.DataFrame({ours: raw[theirs].to_numpy() for ours, theirs in columns.items()})
+    frame.attrs["source"] = str(path)  # lets prepare_interactions name the file in its errors
+    return frame
+
+
+def read_item_categories(path, format=None, item_col=None, category_col=None) -> pd.DataFrame:
+    """Read item side information into ``item_id, categories`` (a list of names per item).
+
+    MovieLens ``u.item`` (19 genre flags), ``movies.dat`` and ``movies.csv`` (``A|B`` genres),
+    RecBole ``.item`` (a ``token_seq`` or ``token`` column such as ``genre`` or ``class``), or a
+    CSV/TSV/Parquet file with an item column and a category column (``A|B`` for several, or one
+    row per item and category). ``category_col`` defaults to the first column named like
+    ``category``, ``genre``, ``class`` or ``tags``.
+
+    >>> items = read_item_categories("ml-100k/u.item")                        # doctest: +SKIP
+    >>> items = read_item_categories("items.csv", category_col="cat")         # doctest: +SKIP
+    """
+    path = existing_file(path)
+    fmt = detect_format(path, format)
+    if fmt == "movielens":
+        items = movielens.read_movies(path)
+    else:
+        if fmt == "recbole":
+            raw, types = recbole.read_atomic(path)
+        else:
+            raw, types = read_table(path, fmt), {}
+        item = find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path)
+        category = find_column(raw.columns, category_col, None, CATEGORY_ALIASES, "category",
+                               "category_col", path)
+        # token_seq holds space-separated tokens; a plain token is one category; CSVs use "A|B".
+        sep = {"token_seq": " ", "token": None}.get(types.get(category), "|")
+        items = lists_from_strings(raw[item], raw[category], sep)
+    if len(items) == 0:
+        raise DataFormatError(f"{path}: no items (the file has no data rows)")
+    return items

@@ -1,0 +1,107 @@
+"""Timestamps as int64 seconds, and time gaps in a chosen unit.
+
+Timestamps never pass through float32: at today's epoch values (~1.7e9 s) float32 steps are
+128 s apart, which merges and reorders events.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError
+
+SECONDS_PER = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+_INT64_SAFE = 2.0 ** 62  # floats beyond this cannot be seconds we can store
+
+
+def parse_seconds(values: pd.Series, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse int/float seconds or datetime strings into int64 seconds (floored).
+
+    Returns ``(seconds, missing, unparsable)``: boolean masks mark rows whose value is absent or
+    could not be read; their ``seconds`` are 0. Naive datetimes count as UTC. A column in which no
+    present value parses is an error (``what`` names it in the message).
+    """
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _datetime_seconds(values), missing, np.zeros(len(values), bool)
+    if pd.api.types.is_bool_dtype(values):
+        raise DataFormatError(f"{what} holds booleans; expected int/float seconds or datetime strings")
+    if pd.api.types.is_numeric_dtype(values):
+        if pd.api.types.is_integer_dtype(values) and not missing.any():
+            return values.to_numpy(dtype=np.int64), missing, np.zeros(len(values), bool)
+        # float64 holds whole seconds exactly up to 2**53, far beyond any real timestamp
+        return _float_seconds(values.to_numpy(dtype=np.float64, na_value=np.nan), missing)
+    return _text_seconds(values, missing, what)
+
+
+def _text_seconds(values: pd.Series, missing: np.ndarray, what: str):
+    """Strings: numbers of seconds or ISO datetimes, row by row (vectorised)."""
+    text = values.where(~missing, None).astype("str")  # pandas' string dtype: vectorised .str
+    missing = missing | text.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+    present = np.flatnonzero(~missing)
+    # Try the parser that fits a sample first; the other only sees what the first could not read.
+    looks_numeric = pd.to_numeric(text.iloc[present[:200]], errors="coerce").notna().mean() >= 0.5
+    parsers = (_number_seconds, _date_seconds) if looks_numeric else (_date_seconds, _number_seconds)
+    seconds = np.zeros(len(text), np.int64)
+    unparsable = ~missing
+    for parse in parsers:
+        rows = np.flatnonzero(unparsable)
+        if len(rows) == 0:
+            break
+        parsed, ok = parse(text.iloc[rows])
+        seconds[rows[ok]] = parsed[ok]
+        unparsable[rows[ok]] = False
+    if len(present) and unparsable.sum() == len(present):
+        example = text.iloc[np.flatnonzero(unparsable)[0]]
+        raise DataFormatError(
+            f"{what} holds neither numbers nor datetimes (e.g. {example!r}); expected int/float "
+            f"seconds or ISO datetime strings")
+    return seconds, missing, unparsable
+
+
+def _number_seconds(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    seconds, _, bad = _float_seconds(numbers, np.isnan(numbers))
+    return seconds, ~bad & ~np.isnan(numbers)
+
+
+def _date_seconds(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    dates = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    return _datetime_seconds(dates), dates.notna().to_numpy()
+
+
+def _float_seconds(numbers: np.ndarray, missing: np.ndarray):
+    finite = np.isfinite(numbers) & (np.abs(np.nan_to_num(numbers)) < _INT64_SAFE)
+    unparsable = ~finite & ~missing
+    seconds = np.zeros(len(numbers), np.int64)
+    seconds[finite] = np.floor(numbers[finite]).astype(np.int64)
+    return seconds, missing, unparsable
+
+
+def _datetime_seconds(values: pd.Series) -> np.ndarray:
+    """Whole seconds since the epoch (UTC) of datetime values, NaT as 0."""
+    values = pd.Series(values)
+    if values.dt.tz is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    nat = values.isna().to_numpy()
+    seconds = values.to_numpy().astype("datetime64[s]").astype(np.int64)
+    seconds[nat] = 0
+    return seconds
+
+
+def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:
+    """float32 time since the same user's previous event in ``unit``; 0 at each first event.
+
+    The difference is taken in int64 and only then scaled, so large epochs lose no precision.
+    """
+    scale = unit_seconds(unit)
+    diff = np.zeros(len(timestamp), np.int64)
+    diff[1:] = np.diff(timestamp)
+    diff[first_of_user] = 0
+    return (diff / scale).astype(np.float32)
+
+
+def unit_seconds(unit: str) -> int:
+    if unit not in SECONDS_PER:
+        raise DataFormatError(f"dt_unit={unit!r} is not one of {', '.join(SECONDS_PER)}")
+    return SECONDS_PER[unit]

@@ -1,0 +1,70 @@
+"""CUDA kernels against the CPU op and the reference, per dtype (skipped without a GPU)."""
+
+import copy
+
+import pytest
+import torch
+
+from interestevo import TimeLSTM, extension_info
+
+from .helpers import MODES, reference_only, requires_extension, run_with_grads
+
+pytestmark = [
+    requires_extension,
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+# Per storage dtype: the cell's math is float32 inside, but states are stored in the dtype.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-9, atol=1e-10),
+    torch.float32: dict(rtol=1e-4, atol=2e-5),
+    torch.float16: dict(rtol=3e-3, atol=5e-3),
+    torch.bfloat16: dict(rtol=3e-2, atol=5e-2),
+}
+
+
+def test_cuda_kernels_are_registered():
+    assert extension_info()["cuda_kernels"]
+
+
+@pytest.mark.parametrize("decay,decomposition", MODES)
+@pytest.mark.parametrize("dtype", list(TOLERANCES))
+def test_cuda_matches_cpu(decay, decomposition, dtype):
+    torch.manual_seed(0)
+    module = TimeLSTM(16, 32, num_layers=2, decay=decay, decomposition=decomposition).double()
+    inputs = torch.randn(12, 5, 16, dtype=torch.float64)
+    dt = torch.rand(12, 5, dtype=torch.float64) * 20
+    lengths = torch.tensor([12, 0, 7, 1, 12])
+    (out_e, h_e, c_e), grads_e = run_with_grads(module, inputs, dt=dt, lengths=lengths)
+    cuda_module = copy.deepcopy(module).to("cuda", dtype)
+    (out, h_n, c_n), grads = run_with_grads(
+        cuda_module, inputs.to("cuda", dtype), dt=dt.to("cuda", dtype), lengths=lengths)
+    tol = TOLERANCES[dtype]
+    # Compare in float64 on the CPU, relative to each tensor's scale for the low-precision dtypes.
+    for actual, expected in [(out, out_e), (h_n, h_e), (c_n, c_e)] + [(grads[k], grads_e[k]) for k in grads_e]:
+        actual = actual.double().cpu()
+        scale = max(1.0, expected.abs().max().item())
+        torch.testing.assert_close(actual / scale, expected / scale, **tol)
+
+
+def test_cuda_matches_reference_float32_on_the_gpu():
+    torch.manual_seed(1)
+    module = TimeLSTM(8, 24, num_layers=2).cuda()
+    inputs, dt = torch.randn(10, 4, 8, device="cuda"), torch.rand(10, 4, device="cuda") * 5
+    fused = run_with_grads(module, inputs, dt=dt)
+    with reference_only():
+        expected = run_with_grads(module, inputs, dt=dt)
+    for a, e in zip(fused[0], expected[0]):
+        torch.testing.assert_close(a, e, **TOLERANCES[torch.float32])
+    for name in expected[1]:
+        torch.testing.assert_close(fused[1][name], expected[1][name], **TOLERANCES[torch.float32])
+
+
+def test_cuda_runs_on_the_current_stream_without_host_sync():
+    module = TimeLSTM(8, 16).cuda()
+    inputs, dt = torch.randn(6, 3, 8, device="cuda"), torch.rand(6, 3, device="cuda")
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        output, _ = module(inputs, dt=dt)
+    stream.synchronize()
+    torch.testing.assert_close(output, module(inputs, dt=dt)[0])

@@ -1,0 +1,80 @@
+"""The op as PyTorch sees it: gradcheck in float64, opcheck (schema, fake kernels, autograd
+registration) and torch.compile with fullgraph=True."""
+
+import pytest
+import torch
+
+from interestevo import TimeLSTM
+from interestevo.ops import DECAY_MODE_IDS
+
+from .helpers import MODES, requires_extension
+
+pytestmark = requires_extension
+
+
+def op_arguments(decay, decomposition, steps=4, batch=3, input_size=2, hidden=3, lengths=True,
+                 dtype=torch.float64, device="cpu"):
+    def rand(*shape):
+        return torch.randn(*shape, dtype=dtype, device=device, requires_grad=True)
+
+    return (
+        rand(steps, batch, input_size),
+        torch.rand(steps, batch, dtype=dtype, device=device) * 3,
+        torch.tensor([steps, 0, 2][:batch], device=device) if lengths else None,
+        rand(batch, hidden), rand(batch, hidden),
+        rand(4 * hidden, input_size), rand(4 * hidden, hidden), rand(4 * hidden),
+        rand(hidden, hidden) if decomposition else None,
+        rand(hidden) if decomposition else None,
+        rand(hidden) if decay == "exp" else None,
+        DECAY_MODE_IDS[decay], decomposition,
+    )
+
+
+def differentiable_outputs(*args):
+    return torch.ops.interestevo.time_lstm_forward(*args)[:3]
+
+
+@pytest.mark.parametrize("decay,decomposition", MODES)
+@pytest.mark.parametrize("lengths", [True, False])
+def test_gradcheck(decay, decomposition, lengths):
+    torch.manual_seed(0)
+    args = op_arguments(decay, decomposition, lengths=lengths)
+    assert torch.autograd.gradcheck(differentiable_outputs, args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("decay,decomposition", MODES)
+def test_opcheck(decay, decomposition):
+    torch.manual_seed(1)
+    args = op_arguments(decay, decomposition, dtype=torch.float32)
+    torch.library.opcheck(torch.ops.interestevo.time_lstm_forward.default, args)
+
+
+def test_opcheck_backward_op():
+    torch.manual_seed(2)
+    args = op_arguments("exp", True, dtype=torch.float32)
+    detached = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+    (input, dt, lengths, h0, c0, w_ih, w_hh, bias, w_d, b_d, rate, mode, decomposition) = detached
+    out, h_n, c_n, gates, hiddens, cells, short = torch.ops.interestevo.time_lstm_forward(*detached)
+    backward_args = (torch.randn_like(out), torch.randn_like(h_n), torch.randn_like(c_n), input, dt,
+                     lengths, w_ih, w_hh, w_d, rate, gates, hiddens, cells, short, mode, decomposition)
+    torch.library.opcheck(torch.ops.interestevo.time_lstm_backward.default, backward_args)
+
+
+def test_torch_compile_fullgraph_matches_eager():
+    torch.manual_seed(3)
+    module = TimeLSTM(4, 6, num_layers=2, batch_first=True)
+    inputs, dt = torch.randn(3, 5, 4), torch.rand(3, 5) * 10
+    lengths = torch.tensor([5, 2, 4])
+
+    def loss_of(run):
+        module.zero_grad(set_to_none=True)
+        output, (h_n, c_n) = run(inputs, dt=dt, lengths=lengths)
+        (output.square().sum() + h_n.sum() + c_n.sum()).backward()
+        return output.detach(), [p.grad.clone() for p in module.parameters()]
+
+    eager_out, eager_grads = loss_of(module)
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    compiled_out, compiled_grads = loss_of(compiled)
+    torch.testing.assert_close(compiled_out, eager_out)
+    for compiled_grad, eager_grad in zip(compiled_grads, eager_grads):
+        torch.testing.assert_close(compiled_grad, eager_grad)
