@@ -68,11 +68,36 @@ Tensor decay_rates(const std::optional<Tensor>& decay_rate, int64_t decay_mode,
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.const_data_ptr() : nullptr; }
 
+// Row t of a (T, rows, cols) buffer, by pointer arithmetic: per-step tensor views would cost more
+// than the small products they feed.
+struct StepBuffer {
+  char* base;
+  int64_t step_bytes;
+  StepBuffer(const Tensor& t, int64_t rows, int64_t cols)
+      : base(t.defined() ? static_cast<char*>(const_cast<void*>(t.const_data_ptr())) : nullptr),
+        step_bytes(rows * cols * (t.defined() ? t.element_size() : 0)) {}
+  void* at(int64_t step) const { return base ? base + step * step_bytes : nullptr; }
+};
+
 const int64_t* lengths_or_null(const std::optional<Tensor>& lengths) {
   return lengths.has_value() ? lengths->const_data_ptr<int64_t>() : nullptr;
 }
 
 }  // namespace
+
+void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
+  const Tensor a = at::from_blob(const_cast<void*>(call.a), {call.m, call.k}, {call.lda, 1}, options);
+  const Tensor b =
+      call.transpose_b
+          ? at::from_blob(const_cast<void*>(call.b), {call.n, call.k}, {call.ldb, 1}, options).t()
+          : at::from_blob(const_cast<void*>(call.b), {call.k, call.n}, {call.ldb, 1}, options);
+  Tensor c = at::from_blob(call.c, {call.m, call.n}, {call.ldc, 1}, options);
+  if (call.beta == 0.0) {
+    at::mm_out(c, a, b);
+  } else {
+    c.addmm_(a, b);
+  }
+}
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_forward(
     const PointwiseBackend& backend, const Tensor& input_, const Tensor& dt_,
@@ -105,24 +130,32 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
   hiddens[0].copy_(h0);
   cells[0].copy_(c0);
   const Tensor rate = decay_rates(decay_rate, decay_mode, at::toOpMathType(kind.dtype));
-  const Tensor weight_hh_t = weight_hh.t();
-  const Tensor weight_decomp_t = decomp ? weight_decomp->t() : Tensor();
+  const Tensor w_hh = weight_hh.contiguous();
+  const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
+  const StepBuffer gates_at(gates, B, 4 * H), hiddens_at(hiddens, B, H), cells_at(cells, B, H),
+      output_at(output, B, H), short_at(decomp ? short_memory : Tensor(), B, H), dt_at(dt, B, 1);
 
   for (int64_t t = 0; t < T; ++t) {
-    Tensor gates_t = gates[t];
-    gates_t.addmm_(hiddens[t], weight_hh_t);
-    if (decomp) at::mm_out(s_pre, cells[t], weight_decomp_t);
-    StepForward step{gates_t.data_ptr(),
+    // gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
+    backend.gemm({hiddens_at.at(t), H, w_hh.const_data_ptr(), H, true, gates_at.at(t), 4 * H, B,
+                  4 * H, H, 1.0},
+                 opts);
+    if (decomp) {
+      backend.gemm({cells_at.at(t), H, w_d.const_data_ptr(), H, true, s_pre.data_ptr(), H, B, H, H,
+                    0.0},
+                   opts);
+    }
+    StepForward step{gates_at.at(t),
                      data_or_null(bias_c),
                      data_or_null(s_pre),
                      data_or_null(bias_decomp_c),
-                     decomp ? short_memory[t].data_ptr() : nullptr,
-                     cells[t].const_data_ptr(),
-                     hiddens[t].const_data_ptr(),
-                     cells[t + 1].data_ptr(),
-                     hiddens[t + 1].data_ptr(),
-                     output[t].data_ptr(),
-                     dt[t].const_data_ptr(),
+                     short_at.at(t),
+                     cells_at.at(t),
+                     hiddens_at.at(t),
+                     cells_at.at(t + 1),
+                     hiddens_at.at(t + 1),
+                     output_at.at(t),
+                     dt_at.at(t),
                      data_or_null(rate),
                      lengths_or_null(lengths),
                      t,
@@ -159,22 +192,25 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
   Tensor dh_prev = at::empty({B, H}, opts), dc_prev = at::empty({B, H}, opts);
   const Tensor rate = decay_rates(decay_rate, decay_mode, math_dtype);
   Tensor drate = decay_mode == kDecayExp ? at::zeros({B, H}, opts.dtype(math_dtype)) : Tensor();
+  const Tensor w_hh = weight_hh.contiguous();
+  const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
+  const StepBuffer grad_output_at(grad_output, B, H), gates_at(gates, B, 4 * H),
+      short_at(decomp ? short_memory : Tensor(), B, H), cells_at(cells, B, H), dt_at(dt, B, 1),
+      dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H);
 
   for (int64_t t = T - 1; t >= 0; --t) {
-    Tensor dz_t = dz[t];
-    Tensor ds_pre_t = decomp ? ds_pre[t] : Tensor();
-    StepBackward step{grad_output[t].const_data_ptr(),
+    StepBackward step{grad_output_at.at(t),
                       dh.const_data_ptr(),
                       dc.const_data_ptr(),
-                      gates[t].const_data_ptr(),
-                      decomp ? short_memory[t].const_data_ptr() : nullptr,
-                      cells[t + 1].const_data_ptr(),
-                      cells[t].const_data_ptr(),
-                      dt[t].const_data_ptr(),
+                      gates_at.at(t),
+                      short_at.at(t),
+                      cells_at.at(t + 1),
+                      cells_at.at(t),
+                      dt_at.at(t),
                       data_or_null(rate),
                       lengths_or_null(lengths),
-                      dz_t.data_ptr(),
-                      decomp ? ds_pre_t.data_ptr() : nullptr,
+                      dz_at.at(t),
+                      ds_pre_at.at(t),
                       dh_prev.data_ptr(),
                       dc_prev.data_ptr(),
                       decay_mode == kDecayExp ? drate.data_ptr() : nullptr,
@@ -182,8 +218,15 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
                       B,
                       H};
     backend.backward_step(step, kind);
-    dh_prev.addmm_(dz_t, weight_hh);
-    if (decomp) dc_prev.addmm_(ds_pre_t, *weight_decomp);
+    // dh_{t-1} += dz_t W_hh;  dc_{t-1} += ds_pre_t W_d
+    backend.gemm({dz_at.at(t), 4 * H, w_hh.const_data_ptr(), H, false, dh_prev.data_ptr(), H, B, H,
+                  4 * H, 1.0},
+                 opts);
+    if (decomp) {
+      backend.gemm({ds_pre_at.at(t), H, w_d.const_data_ptr(), H, false, dc_prev.data_ptr(), H, B,
+                    H, H, 1.0},
+                   opts);
+    }
     std::swap(dh, dh_prev);
     std::swap(dc, dc_prev);
   }

@@ -57,10 +57,29 @@ struct StepBackward {
   int64_t step, batch, hidden;
 };
 
+// C (m x n) = beta * C + A (m x k) * op(B), all row-major with leading dimensions; op(B) is
+// B^T for B of shape (n x k) when transpose_b, else B (k x n). The recurrent products of each step.
+struct GemmCall {
+  const void* a;
+  int64_t lda;
+  const void* b;
+  int64_t ldb;
+  bool transpose_b;
+  void* c;
+  int64_t ldc;
+  int64_t m, n, k;
+  double beta;  // 0 (overwrite) or 1 (accumulate)
+};
+
 struct PointwiseBackend {
   void (*forward_step)(const StepForward&, const CellKind&);
   void (*backward_step)(const StepBackward&, const CellKind&);
+  void (*gemm)(const GemmCall&, const at::TensorOptions&);
 };
+
+// A GemmCall through ATen on views of the raw buffers: right on every device, but each call costs
+// a few microseconds of dispatch, which only matters on the CPU's small per-step products.
+void aten_gemm(const GemmCall& call, const at::TensorOptions& options);
 
 const PointwiseBackend& cpu_backend();
 

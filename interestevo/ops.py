@@ -137,6 +137,7 @@ if EXTENSION_LOADED:
         ctx.has = (bias is not None, weight_decomp is not None, bias_decomp is not None,
                    decay_rate is not None)
         ctx.mark_non_differentiable(gates, hiddens, cells, short_memory)
+        ctx.set_materialize_grads(False)  # no zero-filled grads for the saved activations
 
     def _backward(ctx, grad_output, grad_h_n, grad_c_n, *_saved_grads):
         (input, dt, lengths, weight_ih, weight_hh, weight_decomp, decay_rate, gates, hiddens, cells,

@@ -17,6 +17,17 @@
 #include <algorithm>
 #include <cstring>
 
+// The Fortran BLAS that libtorch_cpu carries (MKL on x86-64), called directly for the small
+// per-step products; weak, so a torch without it falls back to aten_gemm.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
+            const float*, const int*, const float*, const int*, const float*, float*,
+            const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+            const double*, const int*, const double*, const int*, const double*, double*,
+            const int*) __attribute__((weak));
+}
+
 namespace interestevo {
 
 // exp_u20 (within 2 ulp) is markedly faster than exp, and tanh through it faster than Sleef's tanh;
@@ -170,10 +181,29 @@ void cpu_backward_step(const StepBackward& st, const CellKind& kind) {
   });
 }
 
+// Row-major C = A op(B) is column-major C^T = op(B)^T A^T: BLAS gets B first.
+template <typename scalar_t, typename Fn>
+void blas_gemm(Fn* fn, const GemmCall& g) {
+  const char trans_b = g.transpose_b ? 'T' : 'N', no_trans = 'N';
+  const int m = static_cast<int>(g.n), n = static_cast<int>(g.m), k = static_cast<int>(g.k);
+  const int ldb = static_cast<int>(g.ldb), lda = static_cast<int>(g.lda), ldc = static_cast<int>(g.ldc);
+  const scalar_t alpha = 1, beta = static_cast<scalar_t>(g.beta);
+  fn(&trans_b, &no_trans, &m, &n, &k, &alpha, static_cast<const scalar_t*>(g.b), &ldb,
+     static_cast<const scalar_t*>(g.a), &lda, &beta, static_cast<scalar_t*>(g.c), &ldc);
+}
+
+void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
+  if (g.m == 0 || g.n == 0) return;
+  const auto dtype = options.dtype().toScalarType();
+  if (dtype == at::kFloat && sgemm_ != nullptr) return blas_gemm<float>(sgemm_, g);
+  if (dtype == at::kDouble && dgemm_ != nullptr) return blas_gemm<double>(dgemm_, g);
+  aten_gemm(g, options);
+}
+
 }  // namespace
 
 const PointwiseBackend& cpu_backend() {
-  static const PointwiseBackend backend{cpu_forward_step, cpu_backward_step};
+  static const PointwiseBackend backend{cpu_forward_step, cpu_backward_step, cpu_gemm};
   return backend;
 }
 
