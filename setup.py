@@ -113,7 +113,7 @@ def extension_modules():
     return [CUDAExtension(
         "interestevo._C",
         sources + ["csrc/cuda/time_lstm_cuda.cu"],
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "--threads", "2"]},
     )]
 
 
