@@ -60,7 +60,8 @@ def test_opcheck_backward_op():
     torch.library.opcheck(torch.ops.interestevo.time_lstm_backward.default, backward_args)
 
 
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph_matches_eager(backend):
     torch.manual_seed(3)
     module = TimeLSTM(4, 6, num_layers=2, batch_first=True)
     inputs, dt = torch.randn(3, 5, 4), torch.rand(3, 5) * 10
@@ -73,7 +74,7 @@ def test_torch_compile_fullgraph_matches_eager():
         return output.detach(), [p.grad.clone() for p in module.parameters()]
 
     eager_out, eager_grads = loss_of(module)
-    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(module, fullgraph=True, backend=backend)
     compiled_out, compiled_grads = loss_of(compiled)
     torch.testing.assert_close(compiled_out, eager_out)
     for compiled_grad, eager_grad in zip(compiled_grads, eager_grads):

@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from interestevo.models import MODEL_NAMES, ModelConfig, build_model, interest_forecast
+
+NUM_ITEMS, CATEGORIES = 30, 4
+NEURAL = [m for m in MODEL_NAMES if m != "pop"]
+
+
+def make(name, num_layers=1, categories=True):
+    torch.manual_seed(0)
+    cats = torch.zeros(NUM_ITEMS + 1, CATEGORIES)
+    cats[torch.arange(1, NUM_ITEMS + 1), torch.arange(NUM_ITEMS) % CATEGORIES] = 1.0
+    model = build_model(name, NUM_ITEMS, ModelConfig(embedding_size=8, hidden_size=12, num_layers=num_layers,
+                                                      dropout=0.0), cats if categories else None)
+    if name == "pop":
+        model.fit(torch.randint(1, NUM_ITEMS + 1, (200,)))
+    return model.eval()
+
+
+def sequences(batch=3, steps=9, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    items = torch.randint(1, NUM_ITEMS + 1, (batch, steps), generator=g)
+    dt = torch.rand(batch, steps, generator=g) * 50
+    lengths = torch.tensor([steps, steps - 3, 2])[:batch]
+    return items, dt, lengths
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_scores_cover_catalogue_and_never_padding(name):
+    model = make(name)
+    items, dt, lengths = sequences()
+    queries, state = model(items, dt, lengths, model.initial_state(3))
+    logits = model.score(queries)
+    assert logits.shape == (3, 9, NUM_ITEMS + 1)
+    assert torch.isneginf(logits[..., 0]).all() and torch.isfinite(logits[..., 1:]).all()
+    forecast = interest_forecast(logits, model.items.categories)
+    assert torch.allclose(forecast.sum(-1), torch.ones(3, 9), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_windows_with_carried_state_equal_one_pass(name, num_layers):
+    model = make(name, num_layers)
+    items, dt, lengths = sequences()
+    whole, state = model(items, dt, lengths, model.initial_state(3))
+    # Rows still active after 4 steps are a prefix of the batch (lengths are non-increasing).
+    first, mid = model(items[:, :4], dt[:, :4], lengths.clamp(max=4), model.initial_state(3))
+    active = int((lengths > 4).sum())
+    second, end = model(items[:active, 4:], dt[:active, 4:], lengths[:active] - 4,
+                        tuple(s[:, :active] for s in mid))
+    torch.testing.assert_close(first, whole[:, :4], atol=1e-5, rtol=1e-5)
+    for row in range(active):
+        n = int(lengths[row]) - 4
+        torch.testing.assert_close(second[row, :n], whole[row, 4:4 + n], atol=1e-5, rtol=1e-5)
+    for s_whole, s_end in zip(state, end):
+        torch.testing.assert_close(s_end, s_whole[:, :active], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_query_at_j_depends_only_on_earlier_events(name):
+    model = make(name)
+    items, dt, lengths = sequences(batch=1, steps=6)
+    changed = items.clone()
+    changed[0, 3] = items[0, 3] % NUM_ITEMS + 1  # alter event 3 only
+    a, _ = model(items, dt, lengths, model.initial_state(1))
+    b, _ = model(changed, dt, lengths, model.initial_state(1))
+    torch.testing.assert_close(a[:, :4], b[:, :4])  # queries 0..3 never see event 3
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_project_with_the_next_gap_equals_the_next_query(name):
+    # Serving's projection and training's per-position query are the same computation.
+    model = make(name, num_layers=2)
+    items, dt, lengths = sequences(batch=2, steps=5)
+    lengths = torch.tensor([5, 5])
+    queries, _ = model(items, dt, lengths, model.initial_state(2))
+    _, state = model(items[:, :3], dt[:, :3], torch.tensor([3, 3]), model.initial_state(2))
+    torch.testing.assert_close(model.project(state, dt[:, 3]), queries[:, 3], atol=1e-5, rtol=1e-5)
+
+
+def test_only_the_time_aware_model_reacts_to_the_gap():
+    items, dt, lengths = sequences(batch=1, steps=5)
+    for name, reacts in [("timelstm", True), ("timelstm-no-dt", False), ("lstm", False), ("gru", False)]:
+        model = make(name)
+        _, state = model(items, dt, torch.tensor([5]), model.initial_state(1))
+        hour, month = model.project(state, torch.tensor([1.0])), model.project(state, torch.tensor([720.0]))
+        assert torch.allclose(hour, month) != reacts, name
+
+
+def test_ablation_has_the_same_parameters_as_the_time_aware_model():
+    a, b = make("timelstm"), make("timelstm-no-dt")
+    assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]
+
+
+def test_models_work_without_categories():
+    model = make("timelstm", categories=False)
+    items, dt, lengths = sequences()
+    queries, _ = model(items, dt, lengths, model.initial_state(3))
+    assert model.score(queries).shape == (3, 9, NUM_ITEMS + 1)
+    assert model.items.categories is None
+
+
+def test_unknown_model_name_is_rejected():
+    with pytest.raises(ValueError, match="unknown model 'transformer'"):
+        build_model("transformer", 5, ModelConfig())
+
+
+def test_popularity_ranks_by_training_counts():
+    model = build_model("pop", 4, ModelConfig())
+    model.fit(torch.tensor([2, 2, 2, 3, 3, 1]))
+    logits = model.score(torch.zeros(1, 1))
+    assert logits[0, 1:].argsort(descending=True).tolist() == [1, 2, 0, 3]  # items 2, 3, 1, 4

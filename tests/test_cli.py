@@ -1,0 +1,103 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from interestevo.cli import main
+
+TINY = ["--synthetic-users", "40", "--epochs", "2", "--batch-size", "16", "--embedding-size", "8",
+        "--hidden-size", "8", "--no-progress"]
+MODEL_KEYS = {"hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20", "mrr@20", "forecast_mse"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_the_run_directory(run_dir, capsys):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"timelstm", "lstm", "gru", "pop", "timelstm-no-dt"}
+    for values in metrics.values():
+        assert MODEL_KEYS <= set(values)
+        assert 0 <= values["ndcg@10"] <= values["hit@10"] <= values["hit@20"] <= 1
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["epochs"] == 2 and config["data"]["synthetic"]["num_users"] == 40
+    for png in ("training_curves", "metrics_by_history", "interest_over_time"):
+        assert (run_dir / "plots" / f"{png}.png").stat().st_size > 1000
+    for name in metrics:
+        assert (run_dir / "checkpoints" / name / "best.pt").is_file()
+        assert (run_dir / "trackers" / f"{name}.pt").is_file()
+
+
+def test_evaluate_reproduces_the_test_metrics(run_dir, capsys):
+    assert main(["evaluate", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    row = next(line for line in table.splitlines() if line.startswith("timelstm "))
+    assert f"{metrics['timelstm']['ndcg@10']:.4f}" in row
+
+
+def test_recommend_for_a_user_at_a_time(run_dir, capsys):
+    assert main(["recommend", str(run_dir), "--user", "3", "--at", "2030-01-01", "-k", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("user 3 (timelstm)") and len(lines) == 6
+    assert main(["recommend", str(run_dir), "--user", "3", "--at", "1900000000", "--model", "gru"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "/no/such/file.csv"], "no/such/file.csv"),
+    (["train", "--models", "timelstm,transformer"], "unknown model(s) transformer"),
+    (["recommend", "{run}", "--user", "nobody"], "unknown user id 'nobody'"),
+    (["recommend", "{run}", "--user", "3", "--at", "next tuesday"], "--at 'next tuesday'"),
+    (["evaluate", "/no/such/run"], "not a run directory"),
+    (["train", "--resume"], "--resume needs --out"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, run_dir, capsys):
+    argv = [a.replace("{run}", str(run_dir)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("content, extra, message", [
+    ("user_id,item_id,timestamp\n", [], "no interactions"),
+    ("user_id,item_id,when\n1,2,3\n", [], "timestamp"),
+    ("user_id,item_id,timestamp\n1,2,soon\n1,3,later\n", [], "neither numbers nor datetimes"),
+    ("user_id,item_id,timestamp\n1,2,3\n", ["--format", "xml"], "invalid choice"),
+])
+def test_bad_data_files_exit_2_without_traceback(tmp_path, content, extra, message):
+    path = write(tmp_path / "log.csv", content)
+    proc = subprocess.run([sys.executable, "-m", "interestevo", "train", "--data", path, *extra, "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_info_prints_the_extension_description(capsys):
+    assert main(["info"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_train_on_a_csv_with_an_item_file(tmp_path):
+    rows = ["visitor,product,ts"] + [f"u{u},p{(u * 7 + j) % 11},{1_600_000_000 + 3600 * j + u}"
+                                     for u in range(12) for j in range(8)]
+    items = ["product,genre"] + [f"p{i},{'ab'[i % 2]}|c" for i in range(11)]
+    log, item_file = write(tmp_path / "log.csv", "\n".join(rows)), write(tmp_path / "items.csv", "\n".join(items))
+    out = tmp_path / "run"
+    argv = ["train", "--data", log, "--items", item_file, "--user-col", "visitor", "--item-col", "product",
+            "--time-col", "ts", "--split", "temporal", "--models", "timelstm,pop", "--epochs", "1",
+            "--embedding-size", "8", "--hidden-size", "8", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"timelstm", "pop"} and metrics["pop"]["forecast_mse"] is not None
+    assert not (out / "plots" / "interest_over_time.png").exists()  # no truth on real data
+    assert main(["recommend", str(out), "--user", "u3", "--at", "1600100000"]) == 0
