@@ -101,3 +101,21 @@ def test_train_on_a_csv_with_an_item_file(tmp_path):
     assert set(metrics) == {"timelstm", "pop"} and metrics["pop"]["forecast_mse"] is not None
     assert not (out / "plots" / "interest_over_time.png").exists()  # no truth on real data
     assert main(["recommend", str(out), "--user", "u3", "--at", "1600100000"]) == 0
+
+
+def test_resume_continues_a_run_from_its_checkpoints(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    tiny = [a for a in TINY if a not in ("--epochs", "2")]
+    assert main(["train", *tiny, "--epochs", "1", "--models", "gru,pop", "--out", out]) == 0
+    assert main(["train", "--out", out, "--resume", "--epochs", "3", "--no-progress"]) == 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [r["epoch"] for r in history["gru"]] == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["epochs"] == 3
+
+
+def test_request_times_parse_as_unix_seconds_or_iso_dates():
+    from interestevo.cli import _parse_time
+
+    assert _parse_time("1590969600") == 1590969600
+    assert _parse_time("2020-06-01") == 1590969600
+    assert _parse_time("2020-06-01T02:00:00+02:00") == 1590969600

@@ -1,0 +1,57 @@
+"""Load the interactions a run is configured with, and split them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import (TEST, TRAIN, VALID, DataFormatError, Interactions, Split, generate_synthetic,
+                    leave_one_out_split, prepare_interactions, read_interactions, read_item_categories,
+                    temporal_split)
+from .config import DataConfig
+
+
+@dataclass
+class Dataset:
+    inter: Interactions
+    split: Split
+    true_interest: np.ndarray | None  # (N, C) on synthetic data, aligned with inter's events
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self.split.targets(TRAIN)
+
+    @property
+    def valid_targets(self) -> np.ndarray:
+        return self.split.targets(VALID)
+
+    @property
+    def test_targets(self) -> np.ndarray:
+        return self.split.targets(TEST)
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Read (or synthesise), clean and split; DataFormatError says what is wrong with the input."""
+    if config.path is None:
+        synthetic = generate_synthetic(config.synthetic)
+        inter = synthetic.to_interactions(dt_unit=config.dt_unit, k_core=config.k_core)
+        truth = synthetic.true_interest_for(inter)
+    else:
+        frame = read_interactions(config.path, config.format, user_col=config.user_col,
+                                  item_col=config.item_col, time_col=config.time_col)
+        items = None
+        if config.items:
+            # A renamed item column usually has the same name in the item file.
+            renamed = config.item_col if config.item_col != DataConfig.item_col else None
+            items = read_item_categories(config.items, item_col=renamed)
+        inter = prepare_interactions(frame, items, k_core=config.k_core, dt_unit=config.dt_unit)
+        truth = None
+    if len(inter) == 0:
+        raise DataFormatError(f"{config.path or 'synthetic data'}: no interactions left after cleaning")
+    split = leave_one_out_split(inter) if config.split == "loo" else temporal_split(inter)
+    dataset = Dataset(inter, split, truth)
+    for role, targets in (("training", dataset.train_targets), ("test", dataset.test_targets)):
+        if len(targets) == 0:
+            raise DataFormatError(f"{config.path or 'synthetic data'}: the {config.split} split leaves no "
+                                  f"{role} targets (users need at least 3 events for leave-one-out)")
+    return dataset

@@ -1,0 +1,185 @@
+"""One call runs the whole comparison: load data, train every model, evaluate on the test split,
+and write the run directory (configuration, checkpoints, serving state, metrics, plots)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import plots
+from ..checkpoint import atomic_save, load_checkpoint
+from ..models import SequenceRecommender, build_model
+from ..serving import InterestTracker
+from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
+                     train_model)
+from ..train.distributed import Distributed
+from .config import ExperimentConfig
+from .dataset import Dataset, load_dataset
+from .layout import RunDirectory
+
+log = logging.getLogger("interestevo.experiment")
+
+
+@dataclass
+class ModelOutcome:
+    name: str
+    test: dict  # interestevo.metrics keys + forecast_mse (+ forecast_mse_true on synthetic data)
+    by_history: dict  # bucket label -> metrics
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+@dataclass
+class ExperimentResult:
+    run: RunDirectory
+    outcomes: dict[str, ModelOutcome]
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        return {name: outcome.test for name, outcome in self.outcomes.items()}
+
+
+def run_experiment(config: ExperimentConfig, resume: bool = False) -> ExperimentResult:
+    """Train and test every model in ``config.models``; under ``torchrun`` every process trains
+    its shard and only rank 0 writes. ``resume`` continues from the run directory's checkpoints."""
+    ctx = init_distributed(config.train.device)
+    try:
+        run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
+        config.out = str(run.root)
+        dataset = load_dataset(config.data)
+        if ctx.is_main:
+            run.root.mkdir(parents=True, exist_ok=True)
+            run.config.write_text(config.to_json() + "\n")
+            log.info("%r; %s", dataset.inter, dataset.split)
+        outcomes = {}
+        for name in config.models:
+            outcomes[name] = _run_model(name, config, dataset, run, ctx, resume)
+        result = ExperimentResult(run, outcomes)
+        if ctx.is_main:
+            _write_results(result, config, dataset)
+        ctx.barrier()
+        return result
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDirectory,
+               ctx: Distributed, resume: bool) -> ModelOutcome:
+    inter = dataset.inter
+    torch.manual_seed(config.train.seed)  # every model starts from the same seed
+    model = build_model(name, inter.num_items, config.model, _categories(inter))
+    extra = _checkpoint_extra(name, config, inter)
+    result = TrainResult()
+    if name == "pop":
+        model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
+        if ctx.is_main:
+            atomic_save({"model_state": model.state_dict(), "epoch": 0, **extra},
+                        run.checkpoints(name) / "best.pt")
+    else:
+        result = train_model(model, inter, dataset.train_targets, dataset.valid_targets, config.train,
+                             name=name, checkpoint_dir=run.checkpoints(name), resume=resume, extra=extra,
+                             ctx=ctx)
+    test = evaluate(model, inter, dataset.test_targets, batch_size=config.train.eval_batch_size,
+                    window=config.train.window, device=ctx.device, true_interest=dataset.true_interest,
+                    amp=config.train.amp)
+    outcome = ModelOutcome(name, test.summary(), test.by_history(), result.history, result.best_epoch)
+    log.info("%s test: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in outcome.test.items()
+                                             if k in ("hit@10", "ndcg@10", "mrr@10", "forecast_mse")))
+    if ctx.is_main:
+        tracker = InterestTracker(model.cpu(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
+                                  model_config=config.model)
+        tracker.observe_history(inter, batch_size=config.train.eval_batch_size, window=config.train.window)
+        tracker.save(run.tracker(name))
+    model.to(ctx.device)
+    return outcome
+
+
+def _categories(inter) -> torch.Tensor | None:
+    return None if inter.item_categories is None else torch.from_numpy(inter.item_categories)
+
+
+def _checkpoint_extra(name: str, config: ExperimentConfig, inter) -> dict:
+    """What a checkpoint needs besides weights to be used on its own: configuration and id maps."""
+    return {"model_name": name, "model_config": asdict(config.model), "train_config": asdict(config.train),
+            "num_items": inter.num_items, "dt_unit": inter.dt_unit,
+            "user_ids": _plain(inter.user_ids), "item_ids": _plain(inter.item_ids)}
+
+
+def _plain(ids: np.ndarray) -> list:
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(ids).tolist()]
+
+
+def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: Dataset) -> None:
+    run = result.run
+    run.write_json(run.metrics, result.metrics)
+    run.write_json(run.metrics_by_history, {n: o.by_history for n, o in result.outcomes.items()})
+    run.write_json(run.history, {n: [asdict(r) for r in o.history] for n, o in result.outcomes.items()})
+    trained = {n: o.history for n, o in result.outcomes.items() if o.history}
+    if trained:
+        plots.plot_training_curves(trained, run.plots / "training_curves.png")
+    plots.plot_metrics_by_history({n: o.by_history for n, o in result.outcomes.items()},
+                                  run.plots / "metrics_by_history.png")
+    if dataset.true_interest is not None:
+        _plot_interest(run, config, dataset)
+
+
+def _plot_interest(run: RunDirectory, config: ExperimentConfig, dataset: Dataset) -> None:
+    """One user's true interest vs the forecasts of the time-aware model and the plain LSTM."""
+    inter = dataset.inter
+    offsets = np.asarray(inter.user_offsets)
+    user = int(np.argmax(np.diff(offsets)[1:])) + 1  # the longest history shows the most
+    events = np.arange(offsets[user] + 1, offsets[user + 1])
+    shown = [name for name in ("timelstm", "lstm") if name in config.models] or list(config.models[:1])
+    predictions = {name: evaluate(load_model(run, name), inter, events, window=config.train.window).forecast
+                   for name in shown}
+    seconds = inter.timestamp[events] - inter.timestamp[offsets[user]]
+    plots.plot_interest_over_time(seconds / 3600.0, dataset.true_interest[events], predictions,
+                                  inter.category_names, run.plots / "interest_over_time.png",
+                                  title=f"user {inter.user_ids[user]}: interest at each event, true vs forecast")
+
+
+def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender:
+    """The best weights of ``name`` from a run directory."""
+    run = run if isinstance(run, RunDirectory) else RunDirectory(run)
+    config = ExperimentConfig.load(run.config)
+    saved = load_checkpoint(run.checkpoints(name) / "best.pt")
+    categories = None
+    if "items.categories" in saved["model_state"]:
+        categories = saved["model_state"]["items.categories"]
+    model = build_model(name, saved["num_items"], config.model, categories)
+    model.load_state_dict(saved["model_state"])
+    return model.eval()
+
+
+def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
+    """Re-evaluate the best checkpoints of a finished run on its test split."""
+    run = RunDirectory(run_dir)
+    if not run.config.is_file():
+        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
+    config = ExperimentConfig.load(run.config)
+    dataset = load_dataset(config.data)
+    outcomes = {}
+    for name in models or config.models:
+        if not (run.checkpoints(name) / "best.pt").is_file():
+            continue
+        test = evaluate(load_model(run, name), dataset.inter, dataset.test_targets,
+                        batch_size=config.train.eval_batch_size, window=config.train.window,
+                        true_interest=dataset.true_interest)
+        outcomes[name] = ModelOutcome(name, test.summary(), test.by_history())
+    return outcomes
+
+
+def load_tracker(run_dir: str | Path, model: str | None = None) -> InterestTracker:
+    """The serving state a run saved for ``model`` (default: timelstm, else the first trained)."""
+    run = RunDirectory(run_dir)
+    if not run.config.is_file():
+        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
+    config = ExperimentConfig.load(run.config)
+    name = model or ("timelstm" if "timelstm" in config.models else config.models[0])
+    path = run.tracker(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{run.root} has no serving state for model {name!r} ({path} is missing)")
+    return InterestTracker.load(path)

@@ -1,0 +1,65 @@
+"""Full-ranking metrics (no sampled negatives): HR@K, NDCG@K and MRR@K, vectorised.
+
+The rank of a target is the number of catalogue items that score above it, counting ties
+pessimistically: an item with exactly the target's score counts as above it. A model that
+gives many items the same score (popularity) cannot then look better than it is. The padding
+item scores -inf and is never counted. Ranks are 0-based: rank 0 is a hit at every K.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+KS = (10, 20)
+#: cold-start view: (label, lowest, highest) number of prior events of the user, inclusive
+HISTORY_BUCKETS = (("1-4", 1, 4), ("5-19", 5, 19), ("20+", 20, None))
+
+
+def target_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(M,) ranks of ``targets`` (M,) among ``logits`` (M, num_items + 1)."""
+    target_scores = logits.gather(1, targets.unsqueeze(1))
+    higher_or_tied = (logits >= target_scores).sum(dim=1)
+    return higher_or_tied - 1  # the target ties with itself
+
+
+def ranking_metrics(ranks: np.ndarray | torch.Tensor, ks=KS) -> dict[str, float]:
+    """``hit@K``, ``ndcg@K``, ``mrr@K`` averaged over targets, plus ``count``.
+
+    With a single relevant item, NDCG@K is 1 / log2(rank + 2) inside the top K and 0 outside;
+    MRR@K is 1 / (rank + 1) inside the top K.
+    """
+    ranks = torch.as_tensor(ranks, dtype=torch.float64)
+    out: dict[str, float] = {}
+    for k in ks:
+        inside = ranks < k
+        n = max(len(ranks), 1)
+        out[f"hit@{k}"] = float(inside.sum()) / n
+        out[f"ndcg@{k}"] = float(torch.where(inside, 1.0 / torch.log2(ranks + 2), 0.0).sum()) / n
+        out[f"mrr@{k}"] = float(torch.where(inside, 1.0 / (ranks + 1), 0.0).sum()) / n
+    if len(ranks) == 0:
+        out = {key: math.nan for key in out}
+    out["count"] = int(len(ranks))
+    return out
+
+
+def metrics_by_history(ranks: np.ndarray | torch.Tensor, history: np.ndarray | torch.Tensor,
+                       ks=KS) -> dict[str, dict[str, float]]:
+    """:func:`ranking_metrics` per bucket of :data:`HISTORY_BUCKETS` (prior events of the user)."""
+    ranks = torch.as_tensor(ranks)
+    history = torch.as_tensor(history)
+    out = {}
+    for label, low, high in HISTORY_BUCKETS:
+        keep = history >= low
+        if high is not None:
+            keep &= history <= high
+        out[label] = ranking_metrics(ranks[keep], ks)
+    return out
+
+
+def forecast_mse(forecast: torch.Tensor, realised: torch.Tensor) -> float:
+    """Mean over targets of the mean squared difference between two (M, C) distributions."""
+    if len(forecast) == 0:
+        return math.nan
+    return float(((forecast.double() - realised.double()) ** 2).mean())

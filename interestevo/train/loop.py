@@ -1,0 +1,181 @@
+"""The training loop: whole sequences, windows with carried state, AdamW, early stopping on
+validation NDCG@10, atomic checkpoints every epoch, resume, DDP and AMP."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..checkpoint import atomic_save, load_checkpoint
+from ..models import SequenceRecommender
+from .batches import SequenceBatch, sequence_batches
+from .config import TrainConfig
+from .distributed import Distributed, resolve_device
+from .evaluate import _autocast, evaluate
+
+log = logging.getLogger("interestevo.train")
+
+BEST, LAST = "best.pt", "last.pt"
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float  # mean training cross-entropy per target
+    valid: dict  # validation metrics (interestevo.metrics keys)
+    seconds: float  # training time of the epoch, validation excluded
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("-inf")  # validation NDCG@10 of the best epoch
+
+
+class Objective(nn.Module):
+    """Summed cross-entropy of every target in a window: the module DDP wraps, so the scores
+    (which use the item embeddings) are inside its forward."""
+
+    def __init__(self, model: SequenceRecommender):
+        super().__init__()
+        self.model = model
+
+    def forward(self, items, dt, lengths, targets, state, negatives: torch.Tensor | None = None):
+        queries, state = self.model(items, dt, lengths, state)
+        rows, labels = queries[targets], items[targets]
+        if negatives is None:
+            logits = self.model.score(rows)
+        else:
+            positive = self.model.score_items(rows, labels.unsqueeze(1))
+            sampled = self.model.score_items(rows, negatives)
+            # A sampled negative that is the target itself must not be pushed down.
+            sampled = sampled.masked_fill(negatives.unsqueeze(0) == labels.unsqueeze(1), float("-inf"))
+            logits = torch.cat([positive, sampled], dim=1)
+            labels = torch.zeros_like(labels)
+        loss = nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        return loss, state
+
+
+def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, valid_events: np.ndarray,
+                config: TrainConfig, *, name: str = "model", checkpoint_dir: str | Path | None = None,
+                resume: bool = False, extra: dict | None = None, ctx: Distributed | None = None) -> TrainResult:
+    """Train ``model`` on the targets ``train_events``, keep the epoch with the best validation
+    NDCG@10, and leave those weights loaded in ``model``.
+
+    ``checkpoint_dir`` receives ``last.pt`` (everything needed to resume) and ``best.pt`` (the best
+    weights and ``extra``: configuration, id mappings) after every epoch, from the main process only.
+    """
+    ctx = ctx or Distributed(device=resolve_device(config.device))
+    device = ctx.device
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    objective = Objective(model)
+    runner = nn.parallel.DistributedDataParallel(objective) if ctx.enabled else objective
+    result, best_state, bad_epochs, start = TrainResult(), None, 0, 1
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    if resume and checkpoint_dir is not None and (checkpoint_dir / LAST).is_file():
+        saved = load_checkpoint(checkpoint_dir / LAST, map_location=device)
+        model.load_state_dict(saved["model_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])
+        result = TrainResult([EpochRecord(**r) for r in saved["history"]], saved["best_epoch"], saved["best_score"])
+        best_state, bad_epochs, start = saved["best_state"], saved["bad_epochs"], saved["epoch"] + 1
+        _set_rng_state(saved["rng"])
+        log.info("%s: resumed after epoch %d", name, saved["epoch"])
+
+    for epoch in range(start, config.epochs + 1):
+        if bad_epochs >= config.patience:
+            break
+        began = time.perf_counter()
+        # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
+        rng = np.random.default_rng([config.seed, epoch])
+        batches = ctx.shard(sequence_batches(inter, train_events, config.batch_size, rng))
+        loss = _train_epoch(runner, model, optimizer, batches, config, device, rng, ctx,
+                            desc=f"{name} {epoch}/{config.epochs}")
+        seconds = time.perf_counter() - began
+        valid = evaluate(model, inter, valid_events, batch_size=config.eval_batch_size, window=config.window,
+                         device=device, amp=config.amp).summary()
+        score = valid["ndcg@10"]
+        improved = not score <= result.best_score  # NaN (no validation targets) keeps the latest
+        if improved:
+            result.best_epoch, result.best_score, bad_epochs = epoch, score, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        result.history.append(EpochRecord(epoch, loss, valid, seconds))
+        log.info("%s epoch %d: loss %.4f, valid ndcg@10 %.4f hit@10 %.4f%s (%.1f s)", name, epoch, loss, score,
+                 valid["hit@10"], " *" if improved else "", seconds)
+        if ctx.is_main and checkpoint_dir is not None:
+            if improved:
+                atomic_save({"model_state": best_state, "epoch": epoch, "valid": valid, **(extra or {})},
+                            checkpoint_dir / BEST)
+            atomic_save({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                         "epoch": epoch, "history": [asdict(r) for r in result.history],
+                         "best_epoch": result.best_epoch, "best_score": result.best_score,
+                         "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
+                         **(extra or {})}, checkpoint_dir / LAST)
+        ctx.barrier()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result
+
+
+def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config: TrainConfig, device,
+                 rng: np.random.Generator, ctx: Distributed, desc: str) -> float:
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(batches, desc=desc, disable=not (config.progress and ctx.is_main), leave=False,
+               dynamic_ncols=True)
+    for batch in bar:
+        batch = batch.to(device)
+        num_targets = max(batch.num_targets, 1)
+        optimizer.zero_grad(set_to_none=True)
+        state = model.initial_state(len(batch.users), device)
+        windows = list(batch.windows(config.window))
+        for k, (_, win) in enumerate(windows):
+            state = tuple(s[:, :len(win.users)] for s in state)
+            negatives = _negatives(model.num_items, config.num_negatives, rng, device)
+            # Gradients of one batch accumulate over its windows; DDP syncs once, on the last.
+            last = k == len(windows) - 1
+            sync = runner.no_sync() if ctx.enabled and not last else contextlib.nullcontext()
+            with sync:
+                with _autocast(device, config.amp):
+                    loss, state = runner(win.items, win.dt, win.lengths, win.targets, state, negatives)
+                (loss / num_targets).backward()
+            state = tuple(s.detach().float() for s in state)
+            total += float(loss.detach())
+        count += batch.num_targets
+        if config.max_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+    bar.close()
+    return total / max(count, 1)
+
+
+def _negatives(num_items: int, n: int, rng: np.random.Generator, device) -> torch.Tensor | None:
+    if n <= 0:
+        return None
+    return torch.from_numpy(rng.integers(1, num_items + 1, size=n)).to(device)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
