@@ -66,6 +66,10 @@ Tensor decay_rates(const std::optional<Tensor>& decay_rate, int64_t decay_mode,
   return at::softplus(decay_rate->to(math_dtype)).contiguous();
 }
 
+std::optional<Tensor> contiguous_or_none(const std::optional<Tensor>& t) {
+  return t.has_value() ? std::optional<Tensor>(t->contiguous()) : std::nullopt;
+}
+
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.const_data_ptr() : nullptr; }
 
 // Row t of a (T, rows, cols) buffer, by pointer arithmetic: per-step tensor views would cost more
@@ -109,8 +113,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
                   decay_mode, decomposition);
   const Tensor input = input_.contiguous();
   const Tensor dt = dt_.contiguous();
-  std::optional<Tensor> lengths;
-  if (lengths_.has_value()) lengths = lengths_->contiguous();
+  const std::optional<Tensor> lengths = contiguous_or_none(lengths_);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(1);
   const bool decomp = uses_decomposition(decay_mode, decomposition);
   const CellKind kind{input.scalar_type(), static_cast<int>(decay_mode), decomp};
@@ -178,8 +181,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
   const Tensor input = input_.contiguous();
   const Tensor dt = dt_.contiguous();
   const Tensor grad_output = grad_output_.contiguous();
-  std::optional<Tensor> lengths;
-  if (lengths_.has_value()) lengths = lengths_->contiguous();
+  const std::optional<Tensor> lengths = contiguous_or_none(lengths_);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(1);
   const bool decomp = uses_decomposition(decay_mode, decomposition);
   const CellKind kind{input.scalar_type(), static_cast<int>(decay_mode), decomp};

@@ -15,12 +15,21 @@ import torch
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)`` that leaves either the old file or the complete new one."""
+    return _atomic_write(path, "wb", lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a small text file (JSON results, configuration) with the same guarantee."""
+    return _atomic_write(path, "w", lambda handle: handle.write(text))
+
+
+def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -57,24 +66,3 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write a small text file (JSON results, configuration) with the same guarantee."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(path.parent)
-    return path

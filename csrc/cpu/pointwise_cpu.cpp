@@ -52,7 +52,7 @@ namespace interestevo {
 namespace {
 
 // Rows per parallel chunk: enough units that a thread's start-up cost is amortised.
-int64_t grain_rows(int64_t hidden) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(hidden, 1)); }
+int64_t grain_rows(int64_t hidden) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(hidden, 1)); }
 
 template <typename scalar_t>
 at::vec::Vectorized<scalar_t> load_or_zero(const scalar_t* data, int64_t offset, int n) {
