@@ -4,7 +4,8 @@ Install with ``pip install --no-build-isolation .`` so the extension is compiled
 that is installed. Environment variables:
 
   INTERESTEVO_CPU_ONLY=1   build without the CUDA kernels even when a CUDA toolkit is found
-  INTERESTEVO_NO_AVX2=1    build the CPU kernels with generic (non-AVX2) vectors on x86-64
+  INTERESTEVO_CPU_VECTORS  avx2 or generic: cap the CPU kernels' SIMD (default: the widest this CPU
+                           has, AVX512 or AVX2; the extension then refuses CPUs without it)
   CUDA_HOME                the CUDA toolkit (found automatically in its standard places)
   TORCH_CUDA_ARCH_LIST     CUDA architectures (default: the visible GPU's, else "8.0;9.0")
   MAX_JOBS                 parallel compile jobs (lower it when the build runs out of memory)
@@ -74,12 +75,31 @@ def configure_cuda(torch):
     return toolkit
 
 
-def use_avx2() -> bool:
-    return (platform.machine().lower() in ("x86_64", "amd64")
-            and os.environ.get("INTERESTEVO_NO_AVX2", "0") in ("", "0"))
+def cpu_vectors(torch) -> str:
+    """The widest SIMD this build machine has, as torch sees it: AVX512, AVX2 or generic.
+
+    INTERESTEVO_CPU_VECTORS=avx2|generic caps it (e.g. to build for older CPUs than this one)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "generic"
+    wanted = os.environ.get("INTERESTEVO_CPU_VECTORS", "").upper()
+    available = torch.backends.cpu.get_cpu_capability()
+    order = ["generic", "AVX2", "AVX512"]
+    best = available if available in order else "generic"
+    if wanted in ("GENERIC", "AVX2", "AVX512"):
+        requested = {"GENERIC": "generic", "AVX2": "AVX2", "AVX512": "AVX512"}[wanted]
+        best = order[min(order.index(best), order.index(requested))]
+    return best
 
 
-def write_build_info(torch, with_cuda: bool, avx2: bool) -> None:
+VECTOR_FLAGS = {
+    "generic": [],
+    "AVX2": ["-mavx2", "-mfma", "-DINTERESTEVO_AVX2"],
+    "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
+               "-DINTERESTEVO_AVX512"],
+}
+
+
+def write_build_info(torch, with_cuda: bool, vectors: str) -> None:
     """Records what the extension was built for; ops.py checks it before loading the library."""
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "") if with_cuda else ""
     text = (
@@ -88,7 +108,7 @@ def write_build_info(torch, with_cuda: bool, avx2: bool) -> None:
         f"CUDA_VERSION = {torch.version.cuda if with_cuda else None!r}\n"
         f"WITH_CUDA = {with_cuda!r}\n"
         f"CUDA_ARCH_LIST = {archs!r}\n"
-        f"CPU_VECTORS = {'AVX2' if avx2 else 'generic'!r}\n"
+        f"CPU_VECTORS = {vectors!r}\n"
     )
     target = ROOT / "interestevo" / "_build_info.py"
     tmp = target.with_suffix(".tmp")
@@ -102,12 +122,11 @@ def extension_modules():
     toolkit = configure_cuda(torch)
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
-    avx2 = use_avx2()
-    cxx_flags = ["-O3", "-fvisibility=hidden"]
-    if avx2:
-        cxx_flags += ["-mavx2", "-mfma", "-DINTERESTEVO_AVX2"]
+    vectors = cpu_vectors(torch)
+    log(f"CPU kernels use {vectors} vectors.")
+    cxx_flags = ["-O3", "-fvisibility=hidden"] + VECTOR_FLAGS[vectors]
     sources = ["csrc/ops.cpp", "csrc/time_lstm.cpp", "csrc/cpu/pointwise_cpu.cpp"]
-    write_build_info(torch, toolkit is not None, avx2)
+    write_build_info(torch, toolkit is not None, vectors)
     if toolkit is None:
         return [CppExtension("interestevo._C", sources, extra_compile_args={"cxx": cxx_flags})]
     return [CUDAExtension(

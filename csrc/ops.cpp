@@ -21,6 +21,11 @@ TORCH_LIBRARY(interestevo, m) {
       "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor hiddens, Tensor cells, "
       "Tensor short_memory)");
   m.def(
+      "time_lstm_inference(Tensor input, Tensor dt, Tensor? lengths, Tensor h0, Tensor c0, "
+      "Tensor weight_ih, Tensor weight_hh, Tensor? bias, Tensor? weight_decomp, "
+      "Tensor? bias_decomp, Tensor? decay_rate, int decay_mode, bool decomposition) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n)");
+  m.def(
       "time_lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
       "Tensor dt, Tensor? lengths, Tensor weight_ih, Tensor weight_hh, Tensor? weight_decomp, "
       "Tensor? decay_rate, Tensor gates, Tensor hiddens, Tensor cells, Tensor short_memory, "
@@ -31,6 +36,7 @@ TORCH_LIBRARY(interestevo, m) {
 
 TORCH_LIBRARY_IMPL(interestevo, CPU, m) {
   m.impl("time_lstm_forward", &BoundOps<cpu_backend>::forward);
+  m.impl("time_lstm_inference", &BoundOps<cpu_backend>::inference);
   m.impl("time_lstm_backward", &BoundOps<cpu_backend>::backward);
 }
 

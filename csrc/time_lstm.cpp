@@ -74,13 +74,22 @@ const void* data_or_null(const Tensor& t) { return t.defined() ? t.const_data_pt
 
 // Row t of a (T, rows, cols) buffer, by pointer arithmetic: per-step tensor views would cost more
 // than the small products they feed.
+// With a period, the buffer holds only that many steps and is reused in turn (inference).
 struct StepBuffer {
   char* base;
   int64_t step_bytes;
-  StepBuffer(const Tensor& t, int64_t rows, int64_t cols)
+  int64_t period;
+  StepBuffer(const Tensor& t, int64_t rows, int64_t cols, int64_t period = 0)
       : base(t.defined() ? static_cast<char*>(const_cast<void*>(t.const_data_ptr())) : nullptr),
-        step_bytes(rows * cols * (t.defined() ? t.element_size() : 0)) {}
-  void* at(int64_t step) const { return base ? base + step * step_bytes : nullptr; }
+        step_bytes(rows * cols * (t.defined() ? t.element_size() : 0)),
+        period(period) {}
+  void* at(int64_t step) const {
+    return base ? base + (period ? step % period : step) * step_bytes : nullptr;
+  }
+};
+
+struct ForwardResult {
+  Tensor output, h_n, c_n, gates, hiddens, cells, short_memory;
 };
 
 const int64_t* lengths_or_null(const std::optional<Tensor>& lengths) {
@@ -103,12 +112,18 @@ void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
   }
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_forward(
-    const PointwiseBackend& backend, const Tensor& input_, const Tensor& dt_,
-    const std::optional<Tensor>& lengths_, const Tensor& h0, const Tensor& c0,
-    const Tensor& weight_ih, const Tensor& weight_hh, const std::optional<Tensor>& bias,
-    const std::optional<Tensor>& weight_decomp, const std::optional<Tensor>& bias_decomp,
-    const std::optional<Tensor>& decay_rate, int64_t decay_mode, bool decomposition) {
+namespace {
+
+// The forward pass. Without `save`, the states and the short-term memory live in buffers of one or
+// two steps that are reused in turn: inference needs no (T+1, B, H) histories.
+ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tensor& input_,
+                          const Tensor& dt_, const std::optional<Tensor>& lengths_,
+                          const Tensor& h0, const Tensor& c0, const Tensor& weight_ih,
+                          const Tensor& weight_hh, const std::optional<Tensor>& bias,
+                          const std::optional<Tensor>& weight_decomp,
+                          const std::optional<Tensor>& bias_decomp,
+                          const std::optional<Tensor>& decay_rate, int64_t decay_mode,
+                          bool decomposition) {
   check_arguments(input_, dt_, lengths_, h0, c0, weight_ih, weight_hh, weight_decomp, decay_rate,
                   decay_mode, decomposition);
   const Tensor input = input_.contiguous();
@@ -125,18 +140,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
   Tensor gates = at::mm(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
   const Tensor bias_c = bias.has_value() ? bias->contiguous() : Tensor();
   const Tensor bias_decomp_c = decomp && bias_decomp.has_value() ? bias_decomp->contiguous() : Tensor();
-  Tensor hiddens = at::empty({T + 1, B, H}, opts);
-  Tensor cells = at::empty({T + 1, B, H}, opts);
+  const int64_t state_steps = save ? T + 1 : 2, period = save ? 0 : 2;
+  Tensor hiddens = at::empty({state_steps, B, H}, opts);
+  Tensor cells = at::empty({state_steps, B, H}, opts);
   Tensor output = at::empty({T, B, H}, opts);
-  Tensor short_memory = decomp ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  Tensor short_memory = decomp ? at::empty({save ? T : 1, B, H}, opts) : at::empty({0}, opts);
   Tensor s_pre = decomp ? at::empty({B, H}, opts) : Tensor();
   hiddens[0].copy_(h0);
   cells[0].copy_(c0);
   const Tensor rate = decay_rates(decay_rate, decay_mode, at::toOpMathType(kind.dtype));
   const Tensor w_hh = weight_hh.contiguous();
   const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
-  const StepBuffer gates_at(gates, B, 4 * H), hiddens_at(hiddens, B, H), cells_at(cells, B, H),
-      output_at(output, B, H), short_at(decomp ? short_memory : Tensor(), B, H), dt_at(dt, B, 1);
+  const StepBuffer gates_at(gates, B, 4 * H), hiddens_at(hiddens, B, H, period),
+      cells_at(cells, B, H, period), output_at(output, B, H),
+      short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1);
 
   for (int64_t t = 0; t < T; ++t) {
     // gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
@@ -166,7 +183,34 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_for
                      H};
     backend.forward_step(step, kind);
   }
-  return {output, hiddens[T].clone(), cells[T].clone(), gates, hiddens, cells, short_memory};
+  const int64_t last = save ? T : T % 2;
+  return {output, hiddens[last].clone(), cells[last].clone(), gates, hiddens, cells, short_memory};
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> time_lstm_forward(
+    const PointwiseBackend& backend, const Tensor& input, const Tensor& dt,
+    const std::optional<Tensor>& lengths, const Tensor& h0, const Tensor& c0,
+    const Tensor& weight_ih, const Tensor& weight_hh, const std::optional<Tensor>& bias,
+    const std::optional<Tensor>& weight_decomp, const std::optional<Tensor>& bias_decomp,
+    const std::optional<Tensor>& decay_rate, int64_t decay_mode, bool decomposition) {
+  ForwardResult r = run_forward(backend, true, input, dt, lengths, h0, c0, weight_ih, weight_hh,
+                                bias, weight_decomp, bias_decomp, decay_rate, decay_mode,
+                                decomposition);
+  return {r.output, r.h_n, r.c_n, r.gates, r.hiddens, r.cells, r.short_memory};
+}
+
+std::tuple<Tensor, Tensor, Tensor> time_lstm_inference(
+    const PointwiseBackend& backend, const Tensor& input, const Tensor& dt,
+    const std::optional<Tensor>& lengths, const Tensor& h0, const Tensor& c0,
+    const Tensor& weight_ih, const Tensor& weight_hh, const std::optional<Tensor>& bias,
+    const std::optional<Tensor>& weight_decomp, const std::optional<Tensor>& bias_decomp,
+    const std::optional<Tensor>& decay_rate, int64_t decay_mode, bool decomposition) {
+  ForwardResult r = run_forward(backend, false, input, dt, lengths, h0, c0, weight_ih, weight_hh,
+                                bias, weight_decomp, bias_decomp, decay_rate, decay_mode,
+                                decomposition);
+  return {r.output, r.h_n, r.c_n};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>

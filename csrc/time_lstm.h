@@ -95,6 +95,15 @@ time_lstm_forward(const PointwiseBackend& backend, const at::Tensor& input, cons
                   const std::optional<at::Tensor>& decay_rate, int64_t decay_mode,
                   bool decomposition);
 
+// The same forward without saving anything for backward: returns output, h_n, c_n.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> time_lstm_inference(
+    const PointwiseBackend& backend, const at::Tensor& input, const at::Tensor& dt,
+    const std::optional<at::Tensor>& lengths, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& weight_ih, const at::Tensor& weight_hh,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& weight_decomp,
+    const std::optional<at::Tensor>& bias_decomp, const std::optional<at::Tensor>& decay_rate,
+    int64_t decay_mode, bool decomposition);
+
 // Returns grads of input, h0, c0, weight_ih, weight_hh, bias (4H), weight_decomp, bias_decomp and
 // decay_rate; the last three are empty when the layer has no such parameter.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
@@ -121,6 +130,18 @@ struct BoundOps {
                       bool decomposition) {
     return time_lstm_forward(backend(), input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
                              weight_decomp, bias_decomp, decay_rate, decay_mode, decomposition);
+  }
+
+  static auto inference(const at::Tensor& input, const at::Tensor& dt,
+                        const std::optional<at::Tensor>& lengths, const at::Tensor& h0,
+                        const at::Tensor& c0, const at::Tensor& weight_ih,
+                        const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias,
+                        const std::optional<at::Tensor>& weight_decomp,
+                        const std::optional<at::Tensor>& bias_decomp,
+                        const std::optional<at::Tensor>& decay_rate, int64_t decay_mode,
+                        bool decomposition) {
+    return time_lstm_inference(backend(), input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
+                               weight_decomp, bias_decomp, decay_rate, decay_mode, decomposition);
   }
 
   static auto backward(const at::Tensor& grad_output, const at::Tensor& grad_h_n,

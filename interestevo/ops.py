@@ -27,8 +27,12 @@ def _build_info():
     return info
 
 
-def _cpu_lacks_avx2(info) -> bool:
-    return info.CPU_VECTORS == "AVX2" and torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+def _cpu_lacks_vectors(info) -> bool:
+    """True when the extension was compiled for SIMD (AVX2/AVX512) this CPU does not have."""
+    order = ["generic", "AVX2", "AVX512"]
+    have = torch.backends.cpu.get_cpu_capability()
+    have = have if have in order else "generic"
+    return info.CPU_VECTORS in order and order.index(info.CPU_VECTORS) > order.index(have)
 
 
 def _load_extension() -> tuple[bool, Optional[str]]:
@@ -41,8 +45,8 @@ def _load_extension() -> tuple[bool, Optional[str]]:
             f"interestevo._C was built for torch {info.TORCH_VERSION}, but torch {torch.__version__} "
             f"is installed; {_REBUILD_HINT}"
         )
-    if _cpu_lacks_avx2(info):
-        return False, "interestevo._C was built with AVX2, which this CPU lacks"
+    if _cpu_lacks_vectors(info):
+        return False, f"interestevo._C was built with {info.CPU_VECTORS} vectors, which this CPU lacks"
     try:
         from . import _C  # noqa: F401  (registers the ops)
     except ImportError as error:
@@ -111,6 +115,13 @@ if EXTENSION_LOADED:
         return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
                 c0.new_empty(batch, hidden), input.new_empty(steps, batch, 4 * hidden),
                 state, torch.empty_like(state), short_memory)
+
+    @torch.library.register_fake("interestevo::time_lstm_inference")
+    def _inference_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
+                        bias_decomp, decay_rate, decay_mode, decomposition):
+        steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
+        return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
+                c0.new_empty(batch, hidden))
 
     @torch.library.register_fake("interestevo::time_lstm_backward")
     def _backward_fake(grad_output, grad_h_n, grad_c_n, input, dt, lengths, weight_ih, weight_hh,
@@ -191,8 +202,16 @@ def time_lstm_layer(
         bias = bias_ih + bias_hh
     elif bias_ih is not None or bias_hh is not None:
         bias = bias_ih if bias_ih is not None else bias_hh
-    output, h_n, c_n, *_ = torch.ops.interestevo.time_lstm_forward(
-        input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
-        weight_decomp if decomposition else None, bias_decomp if decomposition else None,
-        decay_rate if decay == "exp" else None, DECAY_MODE_IDS[decay], decomposition)
+    args = (input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
+            weight_decomp if decomposition else None, bias_decomp if decomposition else None,
+            decay_rate if decay == "exp" else None, DECAY_MODE_IDS[decay], decomposition)
+    if not _needs_grad(args):
+        return torch.ops.interestevo.time_lstm_inference(*args)
+    output, h_n, c_n, *_ = torch.ops.interestevo.time_lstm_forward(*args)
     return output, h_n, c_n
+
+
+def _needs_grad(args) -> bool:
+    """Whether autograd will need the saved activations (else the op saves none)."""
+    return torch.is_grad_enabled() and any(
+        isinstance(a, Tensor) and a.requires_grad for a in args)

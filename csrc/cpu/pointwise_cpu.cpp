@@ -1,9 +1,13 @@
 // The CPU backend: each step loops over batch rows (in parallel) and over hidden units in SIMD
 // vectors, calling the shared cell math in cell.h.
 //
-// ATen's vector types are selected by CPU_CAPABILITY; setup.py compiles this extension with AVX2
-// on x86-64 (ops.py refuses to load it on a CPU without AVX2) and generic vectors elsewhere.
-#if defined(INTERESTEVO_AVX2)
+// ATen's vector types are selected by CPU_CAPABILITY; setup.py compiles this extension for the
+// widest SIMD of the build machine (AVX512 or AVX2 on x86-64; ops.py refuses to load it on a CPU
+// without that) and generic vectors elsewhere.
+#if defined(INTERESTEVO_AVX512)
+#define CPU_CAPABILITY AVX512
+#define CPU_CAPABILITY_AVX512
+#elif defined(INTERESTEVO_AVX2)
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2
 #else

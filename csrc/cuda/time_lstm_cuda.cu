@@ -132,6 +132,7 @@ const PointwiseBackend& cuda_backend() {
 
 TORCH_LIBRARY_IMPL(interestevo, CUDA, m) {
   m.impl("time_lstm_forward", &BoundOps<cuda_backend>::forward);
+  m.impl("time_lstm_inference", &BoundOps<cuda_backend>::inference);
   m.impl("time_lstm_backward", &BoundOps<cuda_backend>::backward);
 }
 

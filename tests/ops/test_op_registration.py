@@ -79,3 +79,36 @@ def test_torch_compile_fullgraph_matches_eager(backend):
     torch.testing.assert_close(compiled_out, eager_out)
     for compiled_grad, eager_grad in zip(compiled_grads, eager_grads):
         torch.testing.assert_close(compiled_grad, eager_grad)
+
+
+@pytest.mark.parametrize("decay,decomposition", MODES)
+@pytest.mark.parametrize("steps", [1, 4, 5])  # odd and even: the state buffers alternate
+@pytest.mark.parametrize("lengths", [True, False])
+def test_inference_op_matches_the_training_forward(decay, decomposition, steps, lengths):
+    torch.manual_seed(4)
+    args = [a.detach() if isinstance(a, torch.Tensor) else a
+            for a in op_arguments(decay, decomposition, steps=steps, lengths=lengths)]
+    if lengths:
+        args[2] = torch.tensor([steps, 0, min(2, steps)])
+    expected = torch.ops.interestevo.time_lstm_forward(*args)[:3]
+    actual = torch.ops.interestevo.time_lstm_inference(*args)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("decay,decomposition", [("exp", True), ("log", False)])
+def test_opcheck_inference_op(decay, decomposition):
+    torch.manual_seed(5)
+    args = [a.detach() if isinstance(a, torch.Tensor) else a
+            for a in op_arguments(decay, decomposition, dtype=torch.float32)]
+    torch.library.opcheck(torch.ops.interestevo.time_lstm_inference.default, tuple(args))
+
+
+def test_no_grad_uses_the_inference_op_and_matches():
+    torch.manual_seed(6)
+    module = TimeLSTM(3, 5, num_layers=2)
+    inputs, dt = torch.randn(7, 2, 3), torch.rand(7, 2)
+    with_grad, _ = module(inputs, dt=dt)
+    with torch.no_grad():
+        without_grad, _ = module(inputs, dt=dt)
+    torch.testing.assert_close(without_grad, with_grad.detach(), rtol=0, atol=0)
