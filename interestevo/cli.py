@@ -35,10 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Argument errors as one line on stderr (no usage dump) and exit code 2, like every bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"interestevo: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interestevo", description=(
+    parser = _OneLineErrors(prog="interestevo", description=(
         "Model how users' interests evolve in time with a time-aware LSTM, and recommend."))
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", parser_class=_OneLineErrors)
 
     train = commands.add_parser("train", help="train and compare models (default: synthetic data, all models)")
     data = train.add_argument_group("data")
