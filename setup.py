@@ -68,10 +68,12 @@ def configure_cuda(torch):
     # cpp_extension reads CUDA_HOME when it is imported, so set it first.
     os.environ["CUDA_HOME"] = toolkit
     os.environ["PATH"] = f"{toolkit}/bin{os.pathsep}{os.environ.get('PATH', '')}"
-    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST"):  # set explicitly, so the build info records it
+        visible = sorted({"%d.%d" % torch.cuda.get_device_capability(i)
+                          for i in range(torch.cuda.device_count())})
+        os.environ["TORCH_CUDA_ARCH_LIST"] = ";".join(visible) or DEFAULT_CUDA_ARCHS
     log(f"building CUDA kernels with the toolkit in {toolkit} for architectures "
-        f"{os.environ.get('TORCH_CUDA_ARCH_LIST') or 'of the visible GPU'}.")
+        f"{os.environ['TORCH_CUDA_ARCH_LIST']}.")
     return toolkit
 
 

@@ -116,7 +116,7 @@ IE_INLINE CellBackward<V> cell_backward(V dh, V dc_next, V i, V f, V u, V o, V s
     dg = dc_star * c_prev;
   }
   // g = exp(-rate * dt)  =>  dg/drate = -dt * g
-  grad.drate = (DECAY == kDecayExp) ? (V(0) - dg * dt * g) : V(0);
+  grad.drate = (DECAY == kDecayExp) ? (V(0) - dg * (dt * g)) : V(0);  // dt * g first: no inf * 0
   return grad;
 }
 

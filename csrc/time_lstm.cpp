@@ -9,6 +9,8 @@
 #include "cell.h"
 
 #include <ATen/OpMathType.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 namespace interestevo {
 namespace {
@@ -27,6 +29,7 @@ void check_arguments(const Tensor& input, const Tensor& dt, const std::optional<
   TORCH_CHECK(decay_mode >= kDecayNone && decay_mode <= kDecayExp,
               "time_lstm: decay_mode must be 0 (none), 1 (log) or 2 (exp), got ", decay_mode);
   TORCH_CHECK(input.dim() == 3, "time_lstm: input must be (T, B, I), got ", input.sizes());
+  TORCH_CHECK(weight_hh.dim() == 2, "time_lstm: weight_hh must be (4H, H), got ", weight_hh.sizes());
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(1);
   TORCH_CHECK(weight_ih.dim() == 2 && weight_ih.size(0) == 4 * H && weight_ih.size(1) == input.size(2),
               "time_lstm: weight_ih must be (4H, I) = (", 4 * H, ", ", input.size(2), "), got ",
@@ -38,11 +41,12 @@ void check_arguments(const Tensor& input, const Tensor& dt, const std::optional<
   TORCH_CHECK(h0.sizes() == at::IntArrayRef({B, H}) && c0.sizes() == at::IntArrayRef({B, H}),
               "time_lstm: h0 and c0 must be (B, H) = (", B, ", ", H, "), got ", h0.sizes(),
               " and ", c0.sizes());
-  for (const Tensor* t : {&dt, &h0, &c0, &weight_ih, &weight_hh}) {
-    TORCH_CHECK(t->scalar_type() == input.scalar_type(), "time_lstm: expected dtype ",
-                input.scalar_type(), " for every tensor, got ", t->scalar_type());
-    TORCH_CHECK(t->device() == input.device(), "time_lstm: expected every tensor on ",
-                input.device(), ", got one on ", t->device());
+  const std::pair<const char*, const Tensor*> named[] = {
+      {"dt", &dt}, {"h0", &h0}, {"c0", &c0}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}};
+  for (const auto& [name, t] : named) {
+    TORCH_CHECK(t->scalar_type() == input.scalar_type() && t->device() == input.device(),
+                "time_lstm: ", name, " must be ", input.scalar_type(), " on ", input.device(),
+                " like the input, got ", t->scalar_type(), " on ", t->device());
   }
   if (lengths.has_value()) {
     TORCH_CHECK(lengths->scalar_type() == at::kLong && lengths->sizes() == at::IntArrayRef({B}) &&
@@ -50,13 +54,21 @@ void check_arguments(const Tensor& input, const Tensor& dt, const std::optional<
                 "time_lstm: lengths must be int64 (B,) on ", input.device());
   }
   if (uses_decomposition(decay_mode, decomposition)) {
-    TORCH_CHECK(weight_decomp.has_value() && weight_decomp->sizes() == at::IntArrayRef({H, H}),
-                "time_lstm: decomposition needs weight_decomp of shape (H, H)");
+    TORCH_CHECK(weight_decomp.has_value(), "time_lstm: decomposition needs weight_decomp");
   }
-  if (decay_mode == kDecayExp) {
-    TORCH_CHECK(decay_rate.has_value() && decay_rate->sizes() == at::IntArrayRef({H}),
-                "time_lstm: exp decay needs decay_rate of shape (H,)");
-  }
+  TORCH_CHECK(decay_mode != kDecayExp || decay_rate.has_value(),
+              "time_lstm: exp decay needs decay_rate");
+}
+
+// Shape, dtype and device of an optional parameter, named in the error.
+void check_parameter(const std::optional<Tensor>& t, const char* name, at::IntArrayRef shape,
+                     const Tensor& input) {
+  if (!t.has_value()) return;
+  TORCH_CHECK(t->sizes() == shape, "time_lstm: ", name, " must have shape ", shape, ", got ",
+              t->sizes());
+  TORCH_CHECK(t->scalar_type() == input.scalar_type() && t->device() == input.device(),
+              "time_lstm: ", name, " must be ", input.scalar_type(), " on ", input.device(),
+              ", got ", t->scalar_type(), " on ", t->device());
 }
 
 // softplus(rho) in the math dtype, computed once per call rather than per step.
@@ -99,12 +111,19 @@ const int64_t* lengths_or_null(const std::optional<Tensor>& lengths) {
 }  // namespace
 
 void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
-  const Tensor a = at::from_blob(const_cast<void*>(call.a), {call.m, call.k}, {call.lda, 1}, options);
-  const Tensor b =
-      call.transpose_b
-          ? at::from_blob(const_cast<void*>(call.b), {call.n, call.k}, {call.ldb, 1}, options).t()
-          : at::from_blob(const_cast<void*>(call.b), {call.k, call.n}, {call.ldb, 1}, options);
-  Tensor c = at::from_blob(call.c, {call.m, call.n}, {call.ldc, 1}, options);
+  if (call.m == 0 || call.n == 0) return;
+  // target_device spares from_blob a pointer-attribute query per operand and step
+  const auto view = [&](const void* data, int64_t rows, int64_t cols, int64_t ld) {
+    return at::for_blob(const_cast<void*>(data), {rows, cols})
+        .strides({ld, 1})
+        .options(options)
+        .target_device(options.device())
+        .make_tensor();
+  };
+  const Tensor a = view(call.a, call.m, call.k, call.lda);
+  const Tensor b = call.transpose_b ? view(call.b, call.n, call.k, call.ldb).t()
+                                    : view(call.b, call.k, call.n, call.ldb);
+  Tensor c = view(call.c, call.m, call.n, call.ldc);
   if (call.beta == 0.0) {
     at::mm_out(c, a, b);
   } else {
@@ -124,8 +143,16 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
                           const std::optional<Tensor>& bias_decomp,
                           const std::optional<Tensor>& decay_rate, int64_t decay_mode,
                           bool decomposition) {
+  // The op computes in its inputs' dtype; autocast must not recast the GEMMs inside it.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const c10::DeviceGuard device_guard(input_.device());  // kernels launch on the input's GPU
   check_arguments(input_, dt_, lengths_, h0, c0, weight_ih, weight_hh, weight_decomp, decay_rate,
                   decay_mode, decomposition);
+  const int64_t hidden = weight_hh.size(1);
+  check_parameter(bias, "bias", {4 * hidden}, input_);
+  check_parameter(weight_decomp, "weight_decomp", {hidden, hidden}, input_);
+  check_parameter(bias_decomp, "bias_decomp", {hidden}, input_);
+  check_parameter(decay_rate, "decay_rate", {hidden}, input_);
   const Tensor input = input_.contiguous();
   const Tensor dt = dt_.contiguous();
   const std::optional<Tensor> lengths = contiguous_or_none(lengths_);
@@ -222,6 +249,14 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
                    const std::optional<Tensor>& decay_rate, const Tensor& gates,
                    const Tensor& hiddens, const Tensor& cells, const Tensor& short_memory,
                    int64_t decay_mode, bool decomposition) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const c10::DeviceGuard device_guard(input_.device());
+  TORCH_CHECK(decay_mode >= kDecayNone && decay_mode <= kDecayExp,
+              "time_lstm_backward: decay_mode must be 0, 1 or 2, got ", decay_mode);
+  TORCH_CHECK(!uses_decomposition(decay_mode, decomposition) || weight_decomp.has_value(),
+              "time_lstm_backward: decomposition needs weight_decomp");
+  TORCH_CHECK(decay_mode != kDecayExp || decay_rate.has_value(),
+              "time_lstm_backward: exp decay needs decay_rate");
   const Tensor input = input_.contiguous();
   const Tensor dt = dt_.contiguous();
   const Tensor grad_output = grad_output_.contiguous();

@@ -35,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 class _OneLineErrors(argparse.ArgumentParser):
     """Argument errors as one line on stderr (no usage dump) and exit code 2, like every bad input."""
 
@@ -58,20 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--time-col", default="timestamp")
     data.add_argument("--split", choices=["loo", "temporal"], default="loo")
     data.add_argument("--k-core", type=int, default=0, help="iterative k-core filtering (0: off)")
-    data.add_argument("--synthetic-users", type=int, metavar="N", help="users in the synthetic dataset")
+    data.add_argument("--synthetic-users", type=_positive_int, metavar="N", help="users in the synthetic dataset")
     model = train.add_argument_group("models")
     model.add_argument("--models", default=None, metavar="LIST",
                        help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt (default: all)")
-    model.add_argument("--embedding-size", type=int)
-    model.add_argument("--hidden-size", type=int)
-    model.add_argument("--num-layers", type=int)
+    model.add_argument("--embedding-size", type=_positive_int)
+    model.add_argument("--hidden-size", type=_positive_int)
+    model.add_argument("--num-layers", type=_positive_int)
     model.add_argument("--decay", choices=["exp", "log", "none"])
     opt = train.add_argument_group("training")
-    opt.add_argument("--epochs", type=int)
-    opt.add_argument("--batch-size", type=int, help="users per batch")
-    opt.add_argument("--window", type=int, help="events per truncated-BPTT window")
+    opt.add_argument("--epochs", type=_positive_int)
+    opt.add_argument("--batch-size", type=_positive_int, help="users per batch")
+    opt.add_argument("--window", type=_positive_int, help="events per truncated-BPTT window")
     opt.add_argument("--lr", type=float)
-    opt.add_argument("--num-negatives", type=int, help="sampled softmax with N negatives (default: full softmax)")
+    opt.add_argument("--num-negatives", type=_positive_int, help="sampled softmax with N negatives (default: full softmax)")
     opt.add_argument("--device", help="cpu, cuda, cuda:1, or auto (default)")
     opt.add_argument("--seed", type=int)
     opt.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,8 +20,12 @@ HISTORY_BUCKETS = (("1-4", 1, 4), ("5-19", 5, 19), ("20+", 20, None))
 def target_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(M,) ranks of ``targets`` (M,) among ``logits`` (M, num_items + 1)."""
     target_scores = logits.gather(1, targets.unsqueeze(1))
+    # A diverged model must not look good: other items' NaN scores count as above the target,
+    # and a NaN target gets the worst rank.
+    logits = torch.where(torch.isnan(logits), torch.inf, logits)
     higher_or_tied = (logits >= target_scores).sum(dim=1)
-    return higher_or_tied - 1  # the target ties with itself
+    ranks = higher_or_tied - 1  # the target ties with itself
+    return torch.where(torch.isnan(target_scores.squeeze(1)), logits.shape[1] - 1, ranks)
 
 
 def ranking_metrics(ranks: np.ndarray | torch.Tensor, ks=KS) -> dict[str, float]:

@@ -138,6 +138,8 @@ class TimeLSTM(nn.Module):
 
     def forward(self, input, hx=None, *, dt=None, lengths=None):
         if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths must be None for a PackedSequence, which carries its own")
             return self._forward_packed(input, hx, dt)
         if input.dim() not in (2, 3):
             raise ValueError(f"TimeLSTM: expected input to be 2D (unbatched) or 3D, got {input.dim()}D")

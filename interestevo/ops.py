@@ -129,12 +129,14 @@ if EXTENSION_LOADED:
                        decomposition):
         hidden = weight_hh.shape[1]
         decomp = decomposition and weight_decomp is not None
-        return (torch.empty_like(input), torch.empty_like(grad_h_n), torch.empty_like(grad_c_n),
-                torch.empty_like(weight_ih), torch.empty_like(weight_hh),
+        def new(t):  # the real op returns contiguous gradients whatever the inputs' strides
+            return t.new_empty(t.shape)
+
+        return (new(input), new(grad_h_n), new(grad_c_n), new(weight_ih), new(weight_hh),
                 weight_hh.new_empty(4 * hidden),
-                torch.empty_like(weight_decomp) if decomp else input.new_empty(0),
+                new(weight_decomp) if decomp else input.new_empty(0),
                 weight_hh.new_empty(hidden) if decomp else input.new_empty(0),
-                torch.empty_like(decay_rate) if decay_rate is not None and decay_mode == DECAY_MODE_IDS["exp"]
+                new(decay_rate) if decay_rate is not None and decay_mode == DECAY_MODE_IDS["exp"]
                 else input.new_empty(0))
 
     def _setup_context(ctx, inputs, output):

@@ -51,3 +51,11 @@ def test_forecast_mse_averages_over_targets_and_categories():
     forecast = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
     realised = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert forecast_mse(forecast, realised) == pytest.approx((0.25 + 0.25 + 0 + 0) / 4)
+
+
+def test_nan_scores_never_count_as_hits():
+    logits = torch.tensor([[-torch.inf, 1.0, float("nan"), 0.5],
+                           [-torch.inf, 0.2, float("nan"), 0.9]])
+    ranks = target_ranks(logits, torch.tensor([2, 3]))
+    assert ranks[0] == logits.shape[1] - 1  # a NaN target is ranked last
+    assert ranks[1] == 1  # the NaN item counts as above the target

@@ -92,3 +92,10 @@ def test_cell_bad_dt():
         cell(torch.randn(2, 3), dt=torch.rand(3))
     with pytest.raises(ValueError, match="dt must be finite and >= 0"):
         cell(torch.randn(2, 3), dt=torch.tensor([1.0, -2.0]))
+
+
+def test_lengths_with_a_packed_sequence(module):
+    from torch.nn.utils.rnn import pack_padded_sequence
+    packed = pack_padded_sequence(INPUT, torch.tensor([5, 3]))
+    with pytest.raises(ValueError, match="lengths must be None for a PackedSequence"):
+        module(packed, lengths=torch.tensor([5, 3]))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..checkpoint import atomic_save, load_checkpoint
+from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from ..models import SequenceRecommender, build_model
 from ..serving import InterestTracker
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
@@ -51,8 +51,11 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         config.out = str(run.root)
         dataset = load_dataset(config.data)
         if ctx.is_main:
+            if not resume and run.root.exists() and any(run.root.iterdir()):
+                raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
+                                 f"--resume to continue the run in it (nothing there is overwritten)")
             run.root.mkdir(parents=True, exist_ok=True)
-            run.config.write_text(config.to_json() + "\n")
+            atomic_write_text(config.to_json() + "\n", run.config)
             log.info("%r; %s", dataset.inter, dataset.split)
         outcomes = {}
         for name in config.models:

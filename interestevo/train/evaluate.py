@@ -59,7 +59,7 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
     parts: dict[str, list] = {"events": [], "ranks": [], "forecast": [], "realised": []}
     for batch in sequence_batches(inter, target_events, batch_size):
         for win, queries in read_windows(model, batch.to(device), window, amp):
-            rows = queries[win.targets]
+            rows = queries[win.targets].float()  # autocast may hand back bfloat16
             targets = win.items[win.targets]
             parts["events"].append(win.events[win.targets].cpu())
             for lo in range(0, len(rows), ROWS_PER_CHUNK):

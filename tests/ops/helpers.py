@@ -35,7 +35,8 @@ def run_with_grads(module, inputs, hx=None, seed=0, **kwargs):
     module.zero_grad(set_to_none=True)
     output, (h_n, c_n) = module(inputs, hx, **kwargs)
     generator = torch.Generator().manual_seed(seed)
-    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum()
+    # drawn in float64 whatever the dtype, so every dtype and device sees the same weights
+    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=torch.float64).to(t.device, t.dtype)).sum()
                for t in (output, h_n, c_n))
     loss.backward()
     grads = {"input": inputs.grad}

@@ -23,6 +23,21 @@ TOLERANCES = {
 }
 
 
+def test_cuda_lengths_on_the_gpu_and_on_another_current_device():
+    torch.manual_seed(2)
+    module = TimeLSTM(4, 8).cuda()
+    inputs, dt = torch.randn(5, 3, 4, device="cuda"), torch.rand(5, 3, device="cuda")
+    on_cpu, _ = module(inputs, dt=dt, lengths=torch.tensor([5, 0, 2]))
+    on_gpu, _ = module(inputs, dt=dt, lengths=torch.tensor([5, 0, 2], device="cuda"))
+    torch.testing.assert_close(on_gpu, on_cpu)
+
+
+def test_opcheck_on_cuda():
+    from .test_op_registration import op_arguments
+    args = op_arguments("exp", True, dtype=torch.float32, device="cuda")
+    torch.library.opcheck(torch.ops.interestevo.time_lstm_forward.default, args)
+
+
 def test_cuda_kernels_are_registered():
     assert extension_info()["cuda_kernels"]
 
@@ -63,8 +78,20 @@ def test_cuda_matches_reference_float32_on_the_gpu():
 def test_cuda_runs_on_the_current_stream_without_host_sync():
     module = TimeLSTM(8, 16).cuda()
     inputs, dt = torch.randn(6, 3, 8, device="cuda"), torch.rand(6, 3, device="cuda")
+    expected, _ = module(inputs, dt=dt)
     stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         output, _ = module(inputs, dt=dt)
-    stream.synchronize()
-    torch.testing.assert_close(output, module(inputs, dt=dt)[0])
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.testing.assert_close(output, expected)
+    # the op itself never synchronises with the host
+    args = [inputs, dt.float(), None, torch.zeros(3, 16, device="cuda"), torch.zeros(3, 16, device="cuda"),
+            module.weight_ih_l0, module.weight_hh_l0, None, module.weight_decomp_l0,
+            module.bias_decomp_l0, module.decay_rate_l0, 2, True]
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            torch.ops.interestevo.time_lstm_inference(*args)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -112,3 +112,41 @@ def test_no_grad_uses_the_inference_op_and_matches():
     with torch.no_grad():
         without_grad, _ = module(inputs, dt=dt)
     torch.testing.assert_close(without_grad, with_grad.detach(), rtol=0, atol=0)
+
+
+def test_opcheck_with_a_transposed_input():
+    # batch_first hands the op a non-contiguous input; fake kernels must report the real strides
+    torch.manual_seed(7)
+    args = list(op_arguments("exp", True, dtype=torch.float32))
+    args[0] = args[0].detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(True)
+    assert not args[0].is_contiguous()
+    torch.library.opcheck(torch.ops.interestevo.time_lstm_forward.default, tuple(args))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nan_is_propagated_not_hidden(dtype):
+    module = TimeLSTM(3, 20).to(dtype)
+    inputs = torch.randn(4, 2, 3, dtype=dtype)
+    inputs[1, 0, 0] = float("nan")
+    output, _ = module(inputs, dt=torch.rand(4, 2, dtype=dtype))
+    assert torch.isnan(output[1:, 0]).all() and not torch.isnan(output[:, 1]).any()
+
+
+def test_op_checks_parameter_shapes():
+    args = list(op_arguments("exp", True, dtype=torch.float32))
+    args[7] = torch.zeros(5)  # bias must be (4H,)
+    with pytest.raises(RuntimeError, match=r"bias must have shape \[12\]"):
+        torch.ops.interestevo.time_lstm_forward(*args)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_autocast_does_not_reach_inside_the_op(requires_grad):
+    torch.manual_seed(8)
+    module = TimeLSTM(8, 8, batch_first=True)
+    inputs = torch.randn(3, 20, 8, requires_grad=requires_grad)
+    dt = torch.rand(3, 20)
+    expected, _ = module(inputs, dt=dt)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = module(inputs, dt=dt)
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, expected)
