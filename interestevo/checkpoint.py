@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -32,6 +33,7 @@ def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +43,11 @@ def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def plain_ids(values) -> list:
+    """Ids as Python ints or strings, which the safe (weights_only) loader accepts."""
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values).tolist()]
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu"):
@@ -53,6 +60,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu"):
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_save, load_checkpoint
+from .checkpoint import atomic_save, load_checkpoint, plain_ids
 from .data.timestamps import unit_seconds
 from .models import ModelConfig, SequenceRecommender, build_model, interest_forecast
 from .train.batches import sequence_batches
@@ -241,7 +241,7 @@ class InterestTracker:
             "model_name": self.model_name, "model_config": asdict(self.model_config),
             "num_items": self.model.num_items, "model_state": self.model.state_dict(),
             "item_categories": None if categories is None else categories.cpu(),
-            "item_ids": _plain(self.item_ids), "user_ids": _plain(np.asarray(self.user_ids, dtype=object)),
+            "item_ids": plain_ids(self.item_ids), "user_ids": plain_ids(np.asarray(self.user_ids, dtype=object)),
             "dt_unit": self.dt_unit, "state": tuple(s.cpu() for s in self.state),
             "last_time": torch.from_numpy(self.last_time.copy()),
             "has_events": torch.from_numpy(self._has_events.copy()),
@@ -293,8 +293,3 @@ def _occurrence(keys: np.ndarray) -> np.ndarray:
     out = np.empty(len(keys), np.int64)
     out[order] = np.arange(len(keys)) - group_start
     return out
-
-
-def _plain(values: np.ndarray) -> list:
-    """Ids as Python ints or strings, which the safe checkpoint loader accepts."""
-    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]

@@ -31,10 +31,13 @@ class CleaningReport:
     missing_by_column: dict = field(default_factory=dict)  # a row may count under several columns
     unparsable_by_column: dict = field(default_factory=dict)
     source: str = ""
+    timestamp_unit: str = "seconds"  # as read; milliseconds/microseconds are converted to seconds
 
     def __str__(self) -> str:
         where = f" from {self.source}" if self.source else ""
         parts = [f"Read {self.rows_read:,} rows{where}"]
+        if self.timestamp_unit != "seconds":
+            parts.append(f"read timestamps as {self.timestamp_unit} and converted them to seconds")
         if self.dropped_missing:
             parts.append(f"dropped {self.dropped_missing:,} with missing values"
                          f"{_by_column(self.missing_by_column)}")
@@ -47,6 +50,22 @@ class CleaningReport:
             parts.append(f"{self.k_core}-core filtering removed {self.kcore_removed_events:,} events")
         return (", ".join(parts) + f"; kept {self.events:,} events of {self.users:,} users "
                 f"on {self.items:,} items.")
+
+
+# Epoch values this large are not seconds (1e11 s is the year 5138): logs such as RetailRocket's
+# count milliseconds. Converting beats silently stretching every gap a thousandfold.
+_EPOCH_UNITS = ((1e14, "microseconds", 1_000_000), (1e11, "milliseconds", 1_000))
+
+
+def to_seconds(timestamp: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, str]:
+    """Detects millisecond/microsecond epoch timestamps by magnitude and floors them to seconds."""
+    if not valid.any():
+        return timestamp, "seconds"
+    typical = float(np.median(np.abs(timestamp[valid])))
+    for threshold, unit, per_second in _EPOCH_UNITS:
+        if typical >= threshold:
+            return timestamp // per_second, unit
+    return timestamp, "seconds"
 
 
 def _by_column(counts: dict) -> str:
@@ -104,6 +123,7 @@ def _parse_and_drop(frame: pd.DataFrame, where: str, report: CleaningReport) -> 
     user, user_missing = normalise_ids(frame["user_id"])
     item, item_missing = normalise_ids(frame["item_id"])
     timestamp, time_missing, time_bad = parse_seconds(frame["timestamp"], f"{where}timestamp column")
+    timestamp, report.timestamp_unit = to_seconds(timestamp, ~(time_missing | time_bad))
     missing = {"user_id": user_missing, "item_id": item_missing, "timestamp": time_missing}
     bad = {"timestamp": time_bad}
     rating = behavior = None

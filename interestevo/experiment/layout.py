@@ -41,9 +41,6 @@ class RunDirectory:
     def write_json(self, path: Path, value) -> None:
         atomic_write_text(json.dumps(_finite(value), indent=2) + "\n", path)
 
-    def read_json(self, path: Path):
-        return json.loads(path.read_text())
-
 
 def _finite(value):
     """NaN (a metric that does not apply, e.g. a forecast without categories) becomes JSON null."""

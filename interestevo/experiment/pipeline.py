@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint, plain_ids
 from ..models import SequenceRecommender, build_model
 from ..serving import InterestTracker
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
@@ -108,11 +108,7 @@ def _checkpoint_extra(name: str, config: ExperimentConfig, inter) -> dict:
     """What a checkpoint needs besides weights to be used on its own: configuration and id maps."""
     return {"model_name": name, "model_config": asdict(config.model), "train_config": asdict(config.train),
             "num_items": inter.num_items, "dt_unit": inter.dt_unit,
-            "user_ids": _plain(inter.user_ids), "item_ids": _plain(inter.item_ids)}
-
-
-def _plain(ids: np.ndarray) -> list:
-    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(ids).tolist()]
+            "user_ids": plain_ids(inter.user_ids), "item_ids": plain_ids(inter.item_ids)}
 
 
 def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: Dataset) -> None:

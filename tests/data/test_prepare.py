@@ -157,3 +157,13 @@ def test_report_and_interactions_types():
 def test_timestamp_kinds_become_int64_seconds(values, expected):
     data = prepare_interactions(pd.DataFrame({"user_id": [1, 2], "item_id": [1, 1], "timestamp": values}))
     assert data.timestamp.dtype == np.int64 and data.timestamp.tolist() == expected
+
+
+def test_millisecond_timestamps_are_detected_and_converted():
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [5, 6, 7],
+                          "timestamp": [1_433_221_332_117, 1_433_224_214_164, 1_433_231_532_003]})
+    inter = prepare_interactions(frame)
+    assert inter.timestamp.tolist() == [1_433_221_332, 1_433_224_214, 1_433_231_532]
+    assert inter.report.timestamp_unit == "milliseconds"
+    assert "read timestamps as milliseconds" in str(inter.report)
+    assert abs(inter.dt[1] - (1_433_224_214 - 1_433_221_332) / 3600) < 1e-4
