@@ -217,7 +217,8 @@ class InterestTracker:
             rows = [r for r, s in enumerate(slots) for _ in self.seen[s]]
             cols = [i for s in slots for i in self.seen[s]]
             logits[rows, cols] = float("-inf")
-        k = min(k, self.model.num_items)
+        # never pad the list with excluded or padding items: k shrinks to what every row can offer
+        k = min(k, int(torch.isfinite(logits).sum(dim=1).min()))
         scores, index = logits.topk(k, dim=1)
         return Recommendations(self.item_ids[index.cpu().numpy()], scores.cpu())
 
