@@ -124,6 +124,7 @@ def _train(args) -> int:
         run = RunDirectory(args.out)
         if not run.config.is_file():
             raise UsageError(f"--resume: {run.root} has no config.json to continue from")
+        _refuse_changes_on_resume(args)
         config = ExperimentConfig.load(run.config)
         config.train = replace(config.train, **_given(args, epochs="epochs", device="device",
                                                        progress=None))
@@ -136,6 +137,22 @@ def _train(args) -> int:
         print(_metrics_table(result.metrics))
         print(f"\nrun directory: {result.run.root}")
     return 0
+
+
+# Options that define a run: --resume takes them from the run's config.json, so they cannot change.
+_FIXED_ON_RESUME = {"data": None, "format": None, "items": None, "user_col": "user_id",
+                    "item_col": "item_id", "time_col": "timestamp", "split": "loo", "k_core": 0,
+                    "synthetic_users": None, "models": None, "embedding_size": None,
+                    "hidden_size": None, "num_layers": None, "decay": None, "batch_size": None,
+                    "window": None, "lr": None, "num_negatives": None, "seed": None}
+
+
+def _refuse_changes_on_resume(args) -> None:
+    changed = [f"--{name.replace('_', '-')}" for name, default in _FIXED_ON_RESUME.items()
+               if getattr(args, name) != default]
+    if changed:
+        raise UsageError(f"--resume continues the run as its config.json describes; {', '.join(changed)} "
+                         f"cannot change (only --epochs, --device and --no-progress can)")
 
 
 def _config_from_args(args, model_names):

@@ -60,6 +60,7 @@ def test_recommend_for_a_user_at_a_time(run_dir, capsys):
     (["train", "--batch-size", "0"], "--batch-size: must be a positive integer, got 0"),
     (["train", "--device", "gpu0"], "--device 'gpu0' is not a device"),
     (["train", "--out", "{run}"], "is not empty: choose a new directory, or pass --resume"),
+    (["train", "--out", "{run}", "--resume", "--lr", "0.1"], "--lr cannot change"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, run_dir, capsys):
     argv = [a.replace("{run}", str(run_dir)) for a in argv]
