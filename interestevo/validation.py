@@ -77,13 +77,12 @@ def prepare_lengths(lengths, batch: int, steps: int, device: torch.device) -> Op
         raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
     if _shape(lengths) != (batch,):
         raise ValueError(f"lengths must have shape (B,) = ({batch},), got {_shape(lengths)}")
-    lengths = lengths.to(device=device, dtype=torch.int64)
-    if not _skip_value_checks() and batch > 0:
+    if not _skip_value_checks() and batch > 0:  # checked where they are: CPU lengths cost no sync
         low, high = int(lengths.min()), int(lengths.max())
         if low < 0 or high > steps:
             raise ValueError(
                 f"lengths must be in [0, T] = [0, {steps}], got values from {low} to {high}")
-    return lengths
+    return lengths.to(device=device, dtype=torch.int64)
 
 
 def prepare_state(hx, input: Tensor, expected: tuple) -> tuple[Tensor, Tensor]:
