@@ -214,15 +214,12 @@ def _parse_time(text: str) -> int:
         return int(float(text))
     except ValueError:
         pass
-    import pandas as pd
+    from .data.timestamps import datetime_seconds
 
     try:
-        stamp = pd.Timestamp(text)
+        return datetime_seconds(text)
     except ValueError:
         raise UsageError(f"--at {text!r} is neither unix seconds nor an ISO date") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")  # naive dates are UTC, like the data layer's timestamps
-    return int(stamp.timestamp())
 
 
 def _info(args) -> int:

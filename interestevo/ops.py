@@ -199,11 +199,7 @@ def time_lstm_layer(
         return reference.time_lstm_layer_ref(
             input, dt, lengths, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_decomp,
             bias_decomp, decay_rate, decay, decomposition)
-    bias = None
-    if bias_ih is not None and bias_hh is not None:
-        bias = bias_ih + bias_hh
-    elif bias_ih is not None or bias_hh is not None:
-        bias = bias_ih if bias_ih is not None else bias_hh
+    bias = bias_ih + bias_hh if bias_ih is not None else None  # modules have both or neither
     args = (input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
             weight_decomp if decomposition else None, bias_decomp if decomposition else None,
             decay_rate if decay == "exp" else None, DECAY_MODE_IDS[decay], decomposition)

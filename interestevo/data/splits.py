@@ -14,6 +14,7 @@ import pandas as pd
 
 from .errors import DataFormatError
 from .interactions import Interactions
+from .timestamps import datetime_seconds
 
 TRAIN, VALID, TEST = 0, 1, 2
 ROLE_NAMES = {TRAIN: "train", VALID: "valid", TEST: "test"}
@@ -95,11 +96,9 @@ def _boundary(times: np.ndarray, value, name: str) -> int:
         return int(np.floor(value))  # a float outside (0, 1) is a time in seconds
     if isinstance(value, (str, pd.Timestamp, np.datetime64)):
         try:
-            stamp = pd.Timestamp(value)
+            return datetime_seconds(value)
         except ValueError:
             raise DataFormatError(f"{name}={value!r} is not a datetime") from None
-        stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
-        return (stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # exact, unlike .timestamp()
     raise DataFormatError(
         f"{name}={value!r} must be a fraction in (0, 1), an int timestamp in seconds or a datetime")
 

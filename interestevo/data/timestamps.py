@@ -89,6 +89,16 @@ def _datetime_seconds(values: pd.Series) -> np.ndarray:
     return seconds
 
 
+def datetime_seconds(value) -> int:
+    """Whole seconds since the epoch of one datetime (ISO string, Timestamp, datetime64); naive
+    datetimes count as UTC, like the columns parse_seconds reads. Raises ValueError if unreadable."""
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        raise ValueError(f"{value!r} is not a datetime")
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    return (stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # exact, unlike .timestamp()
+
+
 def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:
     """float32 time since the same user's previous event in ``unit``; 0 at each first event.
 
