@@ -65,8 +65,8 @@ def category_matrix(item_categories: pd.DataFrame, item_ids: np.ndarray,
     long_cats = long["categories"].astype(str).to_numpy()
     names = sorted(set(long_cats)) if names is None else [str(n) for n in names]
     col = pd.Index(names).get_indexer(long_cats)
-    known = _comparable(np.asarray(item_ids[1:]), long_items)
-    row = pd.Index(known).get_indexer(_comparable(long_items, known)) + 1
+    known = comparable_ids(np.asarray(item_ids[1:]), long_items)
+    row = pd.Index(known).get_indexer(comparable_ids(long_items, known)) + 1
     keep = (col >= 0) & (row >= 1)  # categories outside ``names`` and items never seen are ignored
     matrix = np.zeros((len(item_ids), len(names)), np.float32)
     matrix[row[keep], col[keep]] = 1.0
@@ -75,7 +75,7 @@ def category_matrix(item_categories: pd.DataFrame, item_ids: np.ndarray,
     return matrix, names
 
 
-def _comparable(values: np.ndarray, other: np.ndarray) -> np.ndarray:
+def comparable_ids(values: np.ndarray, other: np.ndarray) -> np.ndarray:
     """``values`` as keys that can match ``other``: integers if both sides are, else strings."""
     values, other = np.asarray(values), np.asarray(other)
     if values.dtype.kind in "iu" and other.dtype.kind in "iu":

@@ -32,6 +32,7 @@ class CleaningReport:
     unparsable_by_column: dict = field(default_factory=dict)
     source: str = ""
     timestamp_unit: str = "seconds"  # as read; milliseconds/microseconds are converted to seconds
+    unlogged_items: int = 0  # items of the item file without events, kept in the catalogue
 
     def __str__(self) -> str:
         where = f" from {self.source}" if self.source else ""
@@ -48,8 +49,10 @@ class CleaningReport:
             parts.append(f"removed {self.duplicates_removed:,} exact duplicates")
         if self.k_core:
             parts.append(f"{self.k_core}-core filtering removed {self.kcore_removed_events:,} events")
+        unlogged = f" (plus {self.unlogged_items:,} items from the item file without events)" \
+            if self.unlogged_items else ""
         return (", ".join(parts) + f"; kept {self.events:,} events of {self.users:,} users "
-                f"on {self.items:,} items.")
+                f"on {self.items:,} items{unlogged}.")
 
 
 # Epoch values this large are not seconds (1e11 s is the year 5138): logs such as RetailRocket's

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .categories import category_matrix
+from .categories import comparable_ids, category_matrix
 from .cleaning import CleaningReport, clean_events, normalise_ids
 from .errors import DataFormatError
 from .timestamps import gaps, unit_seconds
@@ -45,6 +45,7 @@ class Interactions:
     behavior_names: list[str] | None = None  # position 0: placeholder
     item_categories: np.ndarray | None = None  # float32 (num_items + 1, C), rows sum to 1 or 0
     category_names: list[str] | None = None
+    item_text: np.ndarray | None = None  # object (num_items + 1,): str, or None for no text/padding
 
     @property
     def num_users(self) -> int:
@@ -117,7 +118,8 @@ def _lookup(index: pd.Index, original_ids, kind: str) -> np.ndarray:
 
 def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | None = None,
                          k_core: int = 0, dt_unit: str = "hours",
-                         category_names: Sequence[str] | None = None) -> Interactions:
+                         category_names: Sequence[str] | None = None,
+                         keep_unlogged_items: bool = False) -> Interactions:
     """Clean a raw log (as ``read_interactions`` returns it) into ``Interactions``.
 
     Drops rows with missing or unparsable values and exact duplicates, applies iterative k-core
@@ -125,12 +127,19 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
     ids, sorts events by (user, timestamp) stably (ties keep file order) and computes Δt per user
     in ``dt_unit`` (seconds, minutes, hours or days). ``item_categories`` (from
     ``read_item_categories``) becomes a row-normalised multi-hot matrix whose columns follow
-    ``category_names`` (default: all categories, sorted). ``interactions.report`` says what was done.
+    ``category_names`` (default: all categories, sorted); its optional ``text`` column (from
+    ``read_items``) becomes ``item_text``. With ``keep_unlogged_items``, items of the item table
+    that no kept event mentions are numbered too, so text features can recommend them.
+    ``interactions.report`` says what was done.
     """
     unit_seconds(dt_unit)  # reject a bad unit before doing any work
     events, report = clean_events(frame, k_core)
     user_code, user_uniques = pd.factorize(events.user, sort=True)
     item_code, item_uniques = pd.factorize(events.item, sort=True)
+    logged_items = len(item_uniques)
+    table = None if item_categories is None else _normalised_items(item_categories)
+    if keep_unlogged_items and table is not None:
+        item_uniques, item_code = _with_table_items(events.item, table["item_id"].to_numpy())
     user, item = user_code.astype(np.int64) + 1, item_code.astype(np.int64) + 1
     order = np.lexsort((events.timestamp, user))  # lexsort is stable: equal times keep input order
     user, item, events = user[order], item[order], events.take(order)
@@ -140,16 +149,19 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
     first[offsets[1:-1]] = True  # every numbered user has at least one event
     item_ids = _with_placeholder(item_uniques)
     behavior, behavior_names = _behavior_codes(events.behavior)
-    matrix = names = None
-    if item_categories is not None:
-        matrix, names = category_matrix(_normalised_items(item_categories), item_ids, category_names)
-    report.users, report.items, report.events = len(user_uniques), len(item_uniques), len(user)
+    matrix = names = texts = None
+    if table is not None:
+        matrix, names = category_matrix(table, item_ids, category_names)
+        if "text" in table.columns:
+            texts = _per_item(table["item_id"].to_numpy(), table["text"].to_numpy(), item_ids)
+    report.users, report.items, report.events = len(user_uniques), logged_items, len(user)
+    report.unlogged_items = len(item_uniques) - logged_items
     return Interactions(
         user=user, item=item, timestamp=events.timestamp, dt=gaps(events.timestamp, first, dt_unit),
         dt_unit=dt_unit, user_ids=_with_placeholder(user_uniques), item_ids=item_ids,
         user_offsets=offsets, source_row=events.source_row, report=report, rating=events.rating,
         behavior=behavior, behavior_names=behavior_names, item_categories=matrix,
-        category_names=names)
+        category_names=names, item_text=texts)
 
 
 def _with_placeholder(uniques) -> np.ndarray:
@@ -166,6 +178,25 @@ def _behavior_codes(behavior: np.ndarray | None):
     return code.astype(np.int64) + 1, [STR_PAD] + [str(n) for n in names]
 
 
+def _with_table_items(event_items: np.ndarray, table_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted union of the logged and the item-table ids, and each event's code in it."""
+    logged, listed = comparable_ids(np.asarray(event_items), table_items), comparable_ids(table_items, event_items)
+    uniques = np.unique(np.concatenate([pd.unique(logged), pd.unique(listed)]))
+    return uniques, pd.Index(uniques).get_indexer(logged)
+
+
+def _per_item(table_items: np.ndarray, values: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """``values`` of the item table aligned with ``item_ids`` (None where an item is not listed)."""
+    first = ~pd.Series(comparable_ids(table_items, item_ids[1:])).duplicated().to_numpy()
+    table_items, values = table_items[first], values[first]
+    position = pd.Index(comparable_ids(table_items, item_ids[1:])).get_indexer(
+        comparable_ids(np.asarray(item_ids[1:]), table_items))
+    out = np.full(len(item_ids), None, dtype=object)
+    found = position >= 0
+    out[1:][found] = [v if isinstance(v, str) else None for v in values[position[found]]]
+    return out
+
+
 def _normalised_items(item_categories: pd.DataFrame) -> pd.DataFrame:
     """Item ids of the category table normalised like interaction ids, so 5, 5.0 and "5" meet."""
     absent = {"item_id", "categories"} - set(item_categories.columns)
@@ -174,5 +205,4 @@ def _normalised_items(item_categories: pd.DataFrame) -> pd.DataFrame:
             f"item_categories lacks column(s) {', '.join(sorted(absent))}; expected item_id, "
             f"categories as read_item_categories returns; got {', '.join(map(str, item_categories.columns))}")
     ids, missing = normalise_ids(item_categories["item_id"])
-    return pd.DataFrame({"item_id": ids[~missing],
-                         "categories": item_categories["categories"].to_numpy()[~missing]})
+    return item_categories[~missing].drop(columns="item_id").assign(item_id=ids[~missing]).reset_index(drop=True)

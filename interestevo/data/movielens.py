@@ -72,7 +72,7 @@ def read_ratings(path: Path) -> pd.DataFrame:
 
 
 def read_movies(path: Path) -> pd.DataFrame:
-    """Movies with columns ``item_id, categories`` (genre names as lists)."""
+    """Movies with columns ``item_id, categories`` (genre names as lists) and ``title``."""
     kind = layout(path)
     if kind == "tab":
         frame = read_table(path, "csv", sep="|", header=None, encoding="latin-1",
@@ -82,14 +82,16 @@ def read_movies(path: Path) -> pd.DataFrame:
                 f"{path}: expected u.item lines with an id and {len(ML100K_GENRES)} genre flags "
                 f"separated by '|'; got {frame.shape[1]} fields")
         flags = frame.iloc[:, -len(ML100K_GENRES):].fillna(0).to_numpy()
-        return lists_from_flags(frame[0], flags, ML100K_GENRES)
+        movies = lists_from_flags(frame[0], flags, ML100K_GENRES)
+        return movies.assign(title=_titles(frame[0], frame[1], movies["item_id"]))
     if kind == "colons":
         # Titles may contain ':' ("Star Wars: Episode IV"), so read whole lines and split on '::'.
         lines = read_table(path, "csv", sep="\x01", header=None, quoting=csv.QUOTE_NONE)[0]
         fields = lines.astype(str).str.split("::", n=2, expand=True)
         if fields.shape[1] != 3:
             raise DataFormatError(f"{path}: expected lines 'MovieID::Title::Genre1|Genre2'")
-        frame = pd.DataFrame({"item_id": pd.to_numeric(fields[0], errors="coerce"), "genres": fields[2]})
+        frame = pd.DataFrame({"item_id": pd.to_numeric(fields[0], errors="coerce"), "title": fields[1],
+                              "genres": fields[2]})
     else:
         frame = read_table(path, "csv").rename(columns={"movieId": "item_id"})
         if not {"item_id", "genres"} <= set(frame.columns):
@@ -97,4 +99,12 @@ def read_movies(path: Path) -> pd.DataFrame:
                 f"{path}: expected MovieLens columns movieId, title, genres; "
                 f"got {', '.join(map(str, frame.columns))}")
     genres = frame["genres"].where(frame["genres"] != NO_GENRE)
-    return lists_from_strings(frame["item_id"], genres, sep="|")
+    movies = lists_from_strings(frame["item_id"], genres, sep="|")
+    titles = frame["title"] if "title" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+    return movies.assign(title=_titles(frame["item_id"], titles, movies["item_id"]))
+
+
+def _titles(ids: pd.Series, titles: pd.Series, order: pd.Series) -> list:
+    """The title of each id of ``order`` (the first one given for an id; None if it has none)."""
+    first = pd.Series(titles.to_numpy(), index=ids.to_numpy()).loc[lambda s: ~s.index.duplicated()]
+    return [None if pd.isna(t) else str(t) for t in first.reindex(order.to_numpy()).to_numpy()]

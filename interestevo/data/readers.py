@@ -7,9 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from . import movielens, recbole
-from .categories import lists_from_strings
+from .categories import lists_from_pairs, lists_from_strings
 from .errors import DataFormatError
 from .formats import detect_format, existing_file, find_column, read_table
+from .texts import DESCRIPTION_ALIASES, TITLE_ALIASES, clean_texts, compose_texts
 
 # Names real logs use for our columns, tried (case-insensitively) when the default is absent.
 USER_ALIASES = ("userId", "user", "uid", "visitorid", "reviewerID", "customer_id", "session_id")
@@ -76,21 +77,64 @@ def read_item_categories(path, format=None, item_col=None, category_col=None) ->
     >>> items = read_item_categories("ml-100k/u.item")                        # doctest: +SKIP
     >>> items = read_item_categories("items.csv", category_col="cat")         # doctest: +SKIP
     """
+    items = read_items(path, format, item_col=item_col, category_col=category_col, require_categories=True)
+    return items[["item_id", "categories"]]
+
+
+def read_items(path, format=None, item_col=None, category_col=None, text_col=None,
+               require_categories=False) -> pd.DataFrame:
+    """Read an item side file into ``item_id, categories, text``, one row per item.
+
+    ``categories`` as in :func:`read_item_categories` (empty lists when the file has none).
+    ``text`` is the ``text_col`` column when given; otherwise the title (a column named like
+    ``title`` or ``name``), the categories and a description (``description``, ``overview``...)
+    joined, e.g. ``"Toy Story (1995). Animation, Children's, Comedy"``. Items with no text at
+    all get None. MovieLens files give title and genres.
+
+    >>> items = read_items("ml-1m/movies.dat")                                # doctest: +SKIP
+    >>> items = read_items("products.parquet", text_col="description")        # doctest: +SKIP
+    """
     path = existing_file(path)
     fmt = detect_format(path, format)
     if fmt == "movielens":
-        items = movielens.read_movies(path)
+        if text_col is not None:
+            raise DataFormatError(f"{path}: text_col applies to CSV/TSV/Parquet/RecBole item files; "
+                                  f"MovieLens item texts are the title and genres")
+        movies = movielens.read_movies(path)
+        texts = compose_texts(movies["title"], movies["categories"], None, len(movies))
+        items = movies[["item_id", "categories"]].assign(text=texts)
     else:
-        if fmt == "recbole":
-            raw, types = recbole.read_atomic(path)
-        else:
-            raw, types = read_table(path, fmt), {}
-        item = find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path)
-        category = find_column(raw.columns, category_col, None, CATEGORY_ALIASES, "category",
-                               "category_col", path)
-        # token_seq holds space-separated tokens; a plain token is one category; CSVs use "A|B".
-        sep = {"token_seq": " ", "token": None}.get(types.get(category), "|")
-        items = lists_from_strings(raw[item], raw[category], sep)
+        items = _read_item_table(path, fmt, item_col, category_col, text_col, require_categories)
     if len(items) == 0:
         raise DataFormatError(f"{path}: no items (the file has no data rows)")
     return items
+
+
+def _read_item_table(path, fmt, item_col, category_col, text_col, require_categories) -> pd.DataFrame:
+    if fmt == "recbole":
+        raw, types = recbole.read_atomic(path)
+    else:
+        raw, types = read_table(path, fmt), {}
+    item = find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path)
+    category = find_column(raw.columns, category_col, None, CATEGORY_ALIASES, "category", "category_col",
+                           path, required=require_categories)
+    if category is None:
+        items = lists_from_pairs(raw[item], [None] * len(raw), all_items=raw[item])
+    else:
+        # token_seq holds space-separated tokens; a plain token is one category; CSVs use "A|B".
+        sep = {"token_seq": " ", "token": None}.get(types.get(category), "|")
+        items = lists_from_strings(raw[item], raw[category], sep)
+    first = raw[raw[item].notna() & ~raw[item].duplicated()]  # one row per item, in items' order
+    if text_col is not None:
+        column = find_column(raw.columns, text_col, None, (), "text", "text_col", path)
+        return items.assign(text=clean_texts(first[column], len(first)))
+    title = find_column(raw.columns, None, None, TITLE_ALIASES, "title", "text_col", path, required=False)
+    about = find_column(raw.columns, None, None, DESCRIPTION_ALIASES, "description", "text_col", path,
+                        required=False)
+    if category is None and title is None and about is None:
+        raise DataFormatError(
+            f"{path}: no category, title or description column; columns are: "
+            f"{', '.join(map(str, raw.columns))}; name one with category_col= or text_col=")
+    texts = compose_texts(None if title is None else first[title], items["categories"],
+                          None if about is None else first[about], len(first))
+    return items.assign(text=texts)

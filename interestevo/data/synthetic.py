@@ -13,6 +13,12 @@ burst's), which the rest of the burst follows. So after a 5-minute gap the right
 current burst's category, after two weeks it is the long-term preference: a model that ignores
 Δt must lose. Events pick a category from the interest, then an item by Zipf popularity within
 that category. ``true_interest`` is the distribution each event was drawn from.
+
+Every item has a text made from its category's words by templates, with noise (words of other
+categories, filler), so language-model features can be tested without downloads. With
+``new_items > 0`` that fraction of the catalogue is released late, at the ``release_quantile``
+of all event times; before it, a pick of a new item is redrawn among the released ones. Under
+the temporal split with t1 at the same quantile, they are items never seen in training.
 """
 from __future__ import annotations
 
@@ -24,11 +30,33 @@ import pandas as pd
 from .errors import DataFormatError
 from .interactions import Interactions, prepare_interactions
 
-CATEGORY_WORDS = [
-    "sports", "music", "cooking", "travel", "science", "fashion", "gaming", "movies", "books",
-    "tech", "fitness", "art", "history", "finance", "gardening", "pets", "comedy", "news",
-    "design", "cars",
-]
+CATEGORY_VOCABULARY = {
+    "sports": ["football", "league", "match", "stadium", "athlete", "tournament", "coach", "goal"],
+    "music": ["album", "guitar", "concert", "melody", "band", "singer", "jazz", "orchestra"],
+    "cooking": ["recipe", "kitchen", "baking", "chef", "dinner", "spices", "pasta", "dessert"],
+    "travel": ["journey", "flight", "hotel", "beach", "passport", "island", "tour", "backpacking"],
+    "science": ["physics", "experiment", "biology", "chemistry", "laboratory", "research", "atoms", "theory"],
+    "fashion": ["dress", "runway", "designer", "shoes", "jacket", "style", "boutique", "fabric"],
+    "gaming": ["console", "multiplayer", "quest", "arcade", "controller", "esports", "level", "boss"],
+    "movies": ["film", "director", "cinema", "actor", "screenplay", "thriller", "premiere", "trailer"],
+    "books": ["novel", "author", "chapter", "library", "poetry", "fiction", "reading", "publisher"],
+    "tech": ["software", "laptop", "smartphone", "startup", "programming", "chip", "cloud", "gadget"],
+    "fitness": ["workout", "gym", "running", "yoga", "muscles", "cardio", "training", "stretching"],
+    "art": ["painting", "gallery", "sculpture", "canvas", "artist", "museum", "drawing", "watercolor"],
+    "history": ["ancient", "empire", "war", "medieval", "archive", "kings", "revolution", "ruins"],
+    "finance": ["stocks", "investing", "bank", "budget", "market", "savings", "bonds", "economy"],
+    "gardening": ["plants", "flowers", "soil", "seeds", "garden", "compost", "roses", "vegetables"],
+    "pets": ["dog", "cat", "puppy", "veterinarian", "kitten", "leash", "aquarium", "parrot"],
+    "comedy": ["jokes", "sitcom", "standup", "humor", "parody", "laughs", "comedian", "satire"],
+    "news": ["headlines", "journalism", "politics", "breaking", "report", "election", "press", "editorial"],
+    "design": ["typography", "interior", "architecture", "logo", "furniture", "layout", "sketch", "minimalist"],
+    "cars": ["engine", "racing", "electric", "sedan", "motor", "driving", "tires", "convertible"],
+}
+CATEGORY_WORDS = list(CATEGORY_VOCABULARY)
+FILLER_WORDS = ["new", "classic", "complete", "daily", "essential", "ultimate", "modern", "weekly",
+                "premium", "collection", "edition", "special", "simple", "best"]
+TEXT_TEMPLATES = ("{0} {1} and {2}", "the {0} of {1}: {2}", "{filler} {0} {1} {2}", "{0}, {1}, {2}",
+                  "a {filler} guide to {0} and {1}", "{1} {0} {filler} {2}")
 
 
 @dataclass(frozen=True)
@@ -49,13 +77,22 @@ class SyntheticConfig:
     session_gap_sigma: float = 1.2  # log-normal spread: ~5% under 10 hours, ~5% over 3 weeks
     start: int = 1_577_836_800  # 2020-01-01 UTC; users start uniformly within start_spread_days
     start_spread_days: float = 365.0
+    new_items: float = 0.0  # fraction of items released late (never seen before release_quantile)
+    release_quantile: float = 0.8  # of all event times; the temporal split's default t1
+    text_noise: float = 0.3  # chance that an item's text also holds a word of another category
     seed: int = 0
 
     def __post_init__(self):
+        fractions = ("new_items", "release_quantile", "text_noise")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("seed", "start") and not value > 0:
+            if f.name not in ("seed", "start", *fractions) and not value > 0:
                 raise DataFormatError(f"SyntheticConfig.{f.name}={value!r} must be positive")
+        for name in fractions:
+            value = getattr(self, name)
+            if not 0 <= value < 1 or (name == "release_quantile" and value == 0):
+                raise DataFormatError(f"SyntheticConfig.{name}={value!r} must be in "
+                                      f"{'(0, 1)' if name == 'release_quantile' else '[0, 1)'}")
         if self.min_events > self.max_events:
             raise DataFormatError(f"SyntheticConfig.min_events={self.min_events} exceeds "
                                   f"max_events={self.max_events}")
@@ -103,20 +140,25 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
     """
     rng = np.random.default_rng(config.seed)
     names = category_names(config.num_categories)
-    item_category, pick_item = _item_catalogue(config, rng)
+    item_category, pick_item, top_item = _item_catalogue(config, rng)
     long_term = rng.dirichlet(np.full(config.num_categories, config.concentration), config.num_users)
     counts = rng.integers(config.min_events, config.max_events + 1, config.num_users)
     starts = config.start + (rng.random(config.num_users) * config.start_spread_days * 86400).astype(np.int64)
     times, items, interest, burst = _simulate(config, rng, long_term, starts, pick_item)
     present = np.arange(config.max_events)[None, :] < counts[:, None]  # users have different lengths
+    # Separate streams: texts and releases do not change the events of an existing seed.
+    extra = np.random.default_rng([config.seed, 1])
+    picked = items[present]
+    if config.new_items > 0:
+        picked = _release_late(config, extra, times[present], picked, item_category, pick_item, top_item)
     frame = pd.DataFrame({
         "user_id": np.repeat(np.arange(1, config.num_users + 1, dtype=np.int64), counts),
-        "item_id": items[present] + 1,
+        "item_id": picked + 1,
         "timestamp": times[present],
     })
     catalogue = pd.DataFrame({"item_id": np.arange(1, config.num_items + 1, dtype=np.int64)})
     catalogue["categories"] = [[names[c]] for c in item_category]
-    catalogue["text"] = [f"item {i} ({names[c]})" for i, c in zip(catalogue["item_id"], item_category)]
+    catalogue["text"] = item_texts(item_category, names, config.text_noise, extra)
     return SyntheticData(frame=frame, items=catalogue, true_interest=interest[present],
                          category_names=names, config=config,
                          long_term=long_term.astype(np.float32), burst_start=burst[present])
@@ -141,7 +183,43 @@ def _item_catalogue(config: SyntheticConfig, rng: np.random.Generator):
     def pick_item(category: np.ndarray, u: np.ndarray) -> np.ndarray:
         return by_category[np.searchsorted(keys, category + u * (1 - 1e-12), side="right")]
 
-    return item_category, pick_item
+    return item_category, pick_item, by_category[category_start]
+
+
+def _release_late(config, rng, times, items, item_category, pick_item, top_item) -> np.ndarray:
+    """Items after redrawing, among released items, every pick of a new item before its release.
+
+    Each category's most popular item is never new, so a redraw always has somewhere to land.
+    """
+    candidates = np.setdiff1d(np.arange(config.num_items), top_item)
+    count = min(int(round(config.new_items * config.num_items)), len(candidates))
+    new = np.zeros(config.num_items, bool)
+    new[rng.choice(candidates, count, replace=False)] = True
+    release = np.quantile(times, config.release_quantile, method="lower")
+    items = items.copy()
+    early = new[items] & (times < release)
+    for _ in range(50):  # a redraw keeps Zipf popularity among released items
+        if not early.any():
+            break
+        items[early] = pick_item(item_category[items[early]], rng.random(int(early.sum())))
+        early = new[items] & (times < release)
+    items[early] = top_item[item_category[items[early]]]
+    return items
+
+
+def item_texts(item_category: np.ndarray, names: list[str], noise: float, rng: np.random.Generator) -> list[str]:
+    """A short text per item from its category's words; with probability ``noise`` a word of
+    another category is mixed in, so the category is likely but not certain from the text."""
+    vocabularies = [CATEGORY_VOCABULARY.get(name) or [f"{name}-{k}" for k in range(8)] for name in names]
+    texts = []
+    for category in item_category:
+        words = list(rng.choice(vocabularies[category], 3, replace=False))
+        if rng.random() < noise:
+            other = (category + rng.integers(1, len(names))) % len(names)
+            words[rng.integers(3)] = rng.choice(vocabularies[other])
+        template = TEXT_TEMPLATES[rng.integers(len(TEXT_TEMPLATES))]
+        texts.append(template.format(*words, filler=rng.choice(FILLER_WORDS)))
+    return texts
 
 
 def _simulate(config, rng, long_term, starts, pick_item):
