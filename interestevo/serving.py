@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import atomic_save, load_checkpoint, plain_ids
 from .data.timestamps import unit_seconds
-from .models import ModelConfig, SequenceRecommender, build_model, interest_forecast
+from .models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
 from .train.batches import sequence_batches
 
 
@@ -237,11 +237,9 @@ class InterestTracker:
         if self.model_name is None or self.model_config is None:
             raise ValueError("save needs model_name and model_config to rebuild the model on load")
         seen_counts = [len(s) for s in self.seen]
-        categories = self.model.items.categories
         return atomic_save({
             "model_name": self.model_name, "model_config": asdict(self.model_config),
             "num_items": self.model.num_items, "model_state": self.model.state_dict(),
-            "item_categories": None if categories is None else categories.cpu(),
             "item_ids": plain_ids(self.item_ids), "user_ids": plain_ids(np.asarray(self.user_ids, dtype=object)),
             "dt_unit": self.dt_unit, "state": tuple(s.cpu() for s in self.state),
             "last_time": torch.from_numpy(self.last_time.copy()),
@@ -254,8 +252,7 @@ class InterestTracker:
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "InterestTracker":
         saved = load_checkpoint(path, map_location="cpu")
         config = ModelConfig(**saved["model_config"])
-        model = build_model(saved["model_name"], saved["num_items"], config, saved["item_categories"])
-        model.load_state_dict(saved["model_state"])
+        model = model_from_state(saved["model_name"], saved["num_items"], config, saved["model_state"])
         tracker = cls(model, saved["item_ids"], dt_unit=saved["dt_unit"], model_name=saved["model_name"],
                       model_config=config, device=device)
         tracker.user_ids = list(saved["user_ids"])

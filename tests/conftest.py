@@ -13,3 +13,9 @@ def reference_mode(monkeypatch):
     def use(enabled: bool = True):
         monkeypatch.setenv("INTERESTEVO_REFERENCE", "1" if enabled else "0")
     return use
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _text_cache_outside_home(tmp_path_factory):
+    """Text vectors cached by tests go to a temporary directory, never the user's ~/.cache."""
+    os.environ["INTERESTEVO_CACHE"] = str(tmp_path_factory.mktemp("interestevo-cache"))

@@ -5,6 +5,8 @@ import sys
 import pytest
 
 from interestevo.cli import main
+from interestevo.models import MODEL_NAMES
+from interestevo.text import text_extra_available
 
 TINY = ["--synthetic-users", "40", "--epochs", "2", "--batch-size", "16", "--embedding-size", "8",
         "--hidden-size", "8", "--no-progress"]
@@ -20,7 +22,7 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_the_run_directory(run_dir, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) == {"timelstm", "lstm", "gru", "pop", "timelstm-no-dt"}
+    assert set(metrics) == set(MODEL_NAMES) | ({"timelstm+text"} if text_extra_available() else set())
     for values in metrics.values():
         assert MODEL_KEYS <= set(values)
         assert 0 <= values["ndcg@10"] <= values["hit@10"] <= values["hit@20"] <= 1
@@ -50,7 +52,7 @@ def test_recommend_for_a_user_at_a_time(run_dir, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "/no/such/file.csv"], "no/such/file.csv"),
-    (["train", "--models", "timelstm,transformer"], "unknown model(s) transformer"),
+    (["train", "--models", "timelstm,transformer"], "unknown model 'transformer'"),
     (["recommend", "{run}", "--user", "nobody"], "unknown user id 'nobody'"),
     (["recommend", "{run}", "--user", "3", "--at", "next tuesday"], "--at 'next tuesday'"),
     (["evaluate", "/no/such/run"], "not a run directory"),

@@ -116,10 +116,12 @@ class SyntheticData:
         return (f"SyntheticData(events={len(self.frame)}, users={self.config.num_users}, "
                 f"items={self.config.num_items}, categories={len(self.category_names)})")
 
-    def to_interactions(self, dt_unit: str = "hours", k_core: int = 0) -> Interactions:
+    def to_interactions(self, dt_unit: str = "hours", k_core: int = 0,
+                        keep_unlogged_items: bool = False) -> Interactions:
         """The same path as real data; category columns keep ``category_names``' order."""
         return prepare_interactions(self.frame, self.items, k_core=k_core, dt_unit=dt_unit,
-                                    category_names=self.category_names)
+                                    category_names=self.category_names,
+                                    keep_unlogged_items=keep_unlogged_items)
 
     def true_interest_for(self, interactions: Interactions) -> np.ndarray:
         """``true_interest`` aligned with the events of ``interactions`` made from this data."""

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..data import SyntheticConfig
-from ..models import MODEL_NAMES, ModelConfig
+from ..models import MODEL_NAMES, TEXT_SUFFIX, ModelConfig, split_model_name
 from ..train import TrainConfig
 
 SPLITS = ("loo", "temporal")
@@ -18,14 +18,22 @@ class DataConfig:
 
     path: str | None = None  # None: the built-in synthetic dataset
     format: str | None = None  # csv, tsv, parquet, movielens, recbole; None: from the file name
-    items: str | None = None  # item side file with categories
+    items: str | None = None  # item side file with categories and/or texts (titles, descriptions)
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str = "timestamp"
     split: str = "loo"  # "loo" (leave-one-out) or "temporal" (global t1 = 80%, t2 = 90% quantiles)
     k_core: int = 0
     dt_unit: str = "hours"
+    text_col: str | None = None  # item text column; None: title + categories + description
+    text_model: str | None = None  # sentence encoder name or path; None: all-MiniLM-L6-v2
+    text_cache: str | None = None  # where text vectors are cached; None: ~/.cache/interestevo/text
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    @property
+    def has_item_texts(self) -> bool:
+        """Synthetic items always have texts; a log needs an item file."""
+        return self.path is None or self.items is not None
 
 
 @dataclass
@@ -33,17 +41,26 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    models: tuple[str, ...] = MODEL_NAMES
+    models: tuple[str, ...] | None = None  # None: default_models(data)
     out: str | None = None  # run directory; None: runs/<timestamp>
 
     def __post_init__(self):
-        unknown = [m for m in self.models if m not in MODEL_NAMES]
-        if unknown or not self.models:
-            raise ValueError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
-                             f"expected a subset of {', '.join(MODEL_NAMES)}")
+        if self.models is None:
+            self.models = default_models(self.data)
+        self.models = tuple(self.models)
+        if not self.models:
+            raise ValueError(f"no models given; expected a subset of {', '.join(MODEL_NAMES)}")
+        for name in self.models:
+            split_model_name(name)
+        if self.uses_text and not self.data.has_item_texts:
+            raise ValueError(f"{', '.join(m for m in self.models if m.endswith(TEXT_SUFFIX))} needs item "
+                             f"texts: pass --items with an item file (titles, genres, descriptions)")
         if self.data.split not in SPLITS:
             raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
-        self.models = tuple(self.models)
+
+    @property
+    def uses_text(self) -> bool:
+        return any(split_model_name(m)[1] for m in self.models)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -59,6 +76,14 @@ class ExperimentConfig:
     @classmethod
     def load(cls, path: str | Path) -> "ExperimentConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def default_models(data: DataConfig) -> tuple[str, ...]:
+    """Every model, plus ``timelstm+text`` when item texts and the ``[text]`` extra are there."""
+    from ..text import text_extra_available
+
+    with_text = ("timelstm" + TEXT_SUFFIX,) if data.has_item_texts and text_extra_available() else ()
+    return MODEL_NAMES + with_text
 
 
 def _build(kind, values: dict):

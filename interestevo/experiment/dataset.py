@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ..data import (TEST, TRAIN, VALID, DataFormatError, Interactions, Split, generate_synthetic,
-                    leave_one_out_split, prepare_interactions, read_interactions, read_item_categories,
+                    leave_one_out_split, prepare_interactions, read_interactions, read_items,
                     temporal_split)
+from ..train import training_item_counts
 from .config import DataConfig
 
 
@@ -16,6 +18,11 @@ class Dataset:
     inter: Interactions
     split: Split
     true_interest: np.ndarray | None  # (N, C) on synthetic data, aligned with inter's events
+
+    @cached_property
+    def train_item_counts(self) -> np.ndarray:
+        """(num_items + 1,) occurrences of each item in what training reads; 0: a cold item."""
+        return training_item_counts(self.inter, self.train_targets)
 
     @property
     def train_targets(self) -> np.ndarray:
@@ -30,11 +37,16 @@ class Dataset:
         return self.split.targets(TEST)
 
 
-def load_dataset(config: DataConfig) -> Dataset:
-    """Read (or synthesise), clean and split; DataFormatError says what is wrong with the input."""
+def load_dataset(config: DataConfig, with_text: bool = False) -> Dataset:
+    """Read (or synthesise), clean and split; DataFormatError says what is wrong with the input.
+
+    ``with_text`` reads item texts and keeps the item file's items that have no events in the
+    catalogue (text features can recommend them).
+    """
     if config.path is None:
         synthetic = generate_synthetic(config.synthetic)
-        inter = synthetic.to_interactions(dt_unit=config.dt_unit, k_core=config.k_core)
+        inter = synthetic.to_interactions(dt_unit=config.dt_unit, k_core=config.k_core,
+                                          keep_unlogged_items=with_text)
         truth = synthetic.true_interest_for(inter)
     else:
         frame = read_interactions(config.path, config.format, user_col=config.user_col,
@@ -43,8 +55,12 @@ def load_dataset(config: DataConfig) -> Dataset:
         if config.items:
             # A renamed item column usually has the same name in the item file.
             renamed = config.item_col if config.item_col != DataConfig.item_col else None
-            items = read_item_categories(config.items, item_col=renamed)
-        inter = prepare_interactions(frame, items, k_core=config.k_core, dt_unit=config.dt_unit)
+            items = read_items(config.items, item_col=renamed, text_col=config.text_col,
+                               require_categories=not with_text)
+            if not with_text:
+                items = items.drop(columns="text")
+        inter = prepare_interactions(frame, items, k_core=config.k_core, dt_unit=config.dt_unit,
+                                     keep_unlogged_items=with_text)
         truth = None
     if len(inter) == 0:
         raise DataFormatError(f"{config.path or 'synthetic data'}: no interactions left after cleaning")

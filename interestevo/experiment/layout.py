@@ -10,7 +10,8 @@ from ..checkpoint import atomic_write_text
 
 
 class RunDirectory:
-    """``config.json``; ``metrics.json`` (test metrics per model); ``metrics_by_history.json``;
+    """``config.json``; ``metrics.json`` (test metrics per model); ``metrics_by_history.json`` and
+    ``metrics_by_item_frequency.json`` (cold-start views); ``text_features.json`` (with text models);
     ``history.json`` (per-epoch records); ``checkpoints/<model>/{best,last}.pt``;
     ``trackers/<model>.pt`` (serving state after every event); ``plots/*.png``."""
 
@@ -29,6 +30,8 @@ class RunDirectory:
     config = property(lambda self: self.root / "config.json")
     metrics = property(lambda self: self.root / "metrics.json")
     metrics_by_history = property(lambda self: self.root / "metrics_by_history.json")
+    metrics_by_item_frequency = property(lambda self: self.root / "metrics_by_item_frequency.json")
+    text_features = property(lambda self: self.root / "text_features.json")
     history = property(lambda self: self.root / "history.json")
     plots = property(lambda self: self.root / "plots")
 

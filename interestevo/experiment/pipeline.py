@@ -11,7 +11,8 @@ import torch
 
 from .. import plots
 from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint, plain_ids
-from ..models import SequenceRecommender, build_model
+from ..data import DataFormatError
+from ..models import SequenceRecommender, build_model, model_from_state
 from ..serving import InterestTracker
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
                      train_model)
@@ -28,6 +29,7 @@ class ModelOutcome:
     name: str
     test: dict  # interestevo.metrics keys + forecast_mse (+ forecast_mse_true on synthetic data)
     by_history: dict  # bucket label -> metrics
+    by_item_frequency: dict  # unseen / rare / frequent target items -> metrics
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -49,17 +51,20 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
     try:
         run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
         config.out = str(run.root)
-        dataset = load_dataset(config.data)
+        if ctx.is_main and not resume and run.root.exists() and any(run.root.iterdir()):
+            raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
+                             f"--resume to continue the run in it (nothing there is overwritten)")
+        dataset = load_dataset(config.data, with_text=config.uses_text)
+        text = _text_features(config, dataset) if config.uses_text else None
         if ctx.is_main:
-            if not resume and run.root.exists() and any(run.root.iterdir()):
-                raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
-                                 f"--resume to continue the run in it (nothing there is overwritten)")
             run.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_json() + "\n", run.config)
             log.info("%r; %s", dataset.inter, dataset.split)
+            if text is not None:
+                run.write_json(run.text_features, text.summary())
         outcomes = {}
         for name in config.models:
-            outcomes[name] = _run_model(name, config, dataset, run, ctx, resume)
+            outcomes[name] = _run_model(name, config, dataset, run, ctx, resume, text)
         result = ExperimentResult(run, outcomes)
         if ctx.is_main:
             _write_results(result, config, dataset)
@@ -69,11 +74,21 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         shutdown_distributed(ctx)
 
 
+def _text_features(config: ExperimentConfig, dataset: Dataset):
+    from ..text import item_text_features
+
+    texts = dataset.inter.item_text
+    if texts is None or not any(isinstance(t, str) for t in texts):
+        raise DataFormatError(f"{config.data.items}: no item has a text; name the text column with --text-col")
+    return item_text_features(texts, config.data.text_model, config.data.text_cache,
+                              progress=config.train.progress)
+
+
 def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDirectory,
-               ctx: Distributed, resume: bool) -> ModelOutcome:
+               ctx: Distributed, resume: bool, text=None) -> ModelOutcome:
     inter = dataset.inter
     torch.manual_seed(config.train.seed)  # every model starts from the same seed
-    model = build_model(name, inter.num_items, config.model, _categories(inter))
+    model = build_model(name, inter.num_items, config.model, _categories(inter), text)
     extra = _checkpoint_extra(name, config, inter)
     result = TrainResult()
     if name == "pop":
@@ -88,7 +103,8 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     test = evaluate(model, inter, dataset.test_targets, batch_size=config.train.eval_batch_size,
                     window=config.train.window, device=ctx.device, true_interest=dataset.true_interest,
                     amp=config.train.amp)
-    outcome = ModelOutcome(name, test.summary(), test.by_history(), result.history, result.best_epoch)
+    outcome = ModelOutcome(name, test.summary(), test.by_history(), test.by_item_frequency(dataset.train_item_counts),
+                           result.history, result.best_epoch)
     log.info("%s test: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in outcome.test.items()
                                              if k in ("hit@10", "ndcg@10", "mrr@10", "forecast_mse")))
     if ctx.is_main:
@@ -115,6 +131,7 @@ def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: 
     run = result.run
     run.write_json(run.metrics, result.metrics)
     run.write_json(run.metrics_by_history, {n: o.by_history for n, o in result.outcomes.items()})
+    run.write_json(run.metrics_by_item_frequency, {n: o.by_item_frequency for n, o in result.outcomes.items()})
     run.write_json(run.history, {n: [asdict(r) for r in o.history] for n, o in result.outcomes.items()})
     trained = {n: o.history for n, o in result.outcomes.items() if o.history}
     if trained:
@@ -145,12 +162,7 @@ def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender
     run = run if isinstance(run, RunDirectory) else RunDirectory(run)
     config = ExperimentConfig.load(run.config)
     saved = load_checkpoint(run.checkpoints(name) / "best.pt")
-    categories = None
-    if "items.categories" in saved["model_state"]:
-        categories = saved["model_state"]["items.categories"]
-    model = build_model(name, saved["num_items"], config.model, categories)
-    model.load_state_dict(saved["model_state"])
-    return model.eval()
+    return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
 
 
 def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
@@ -159,7 +171,7 @@ def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> 
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
     config = ExperimentConfig.load(run.config)
-    dataset = load_dataset(config.data)
+    dataset = load_dataset(config.data, with_text=config.uses_text)
     outcomes = {}
     for name in models or config.models:
         if not (run.checkpoints(name) / "best.pt").is_file():
@@ -167,7 +179,8 @@ def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> 
         test = evaluate(load_model(run, name), dataset.inter, dataset.test_targets,
                         batch_size=config.train.eval_batch_size, window=config.train.window,
                         true_interest=dataset.true_interest)
-        outcomes[name] = ModelOutcome(name, test.summary(), test.by_history())
+        outcomes[name] = ModelOutcome(name, test.summary(), test.by_history(),
+                                      test.by_item_frequency(dataset.train_item_counts))
     return outcomes
 
 

@@ -1,28 +1,41 @@
 """Recommenders that map a user's event history to an interest vector and catalogue scores."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from .base import SequenceRecommender, State
-from .config import MODEL_NAMES, ModelConfig
+from .config import MODEL_NAMES, TEXT_SUFFIX, ModelConfig, split_model_name
 from .forecast import interest_forecast
 from .popularity import PopularityRec
 from .rnn_rec import RNNRec
 from .time_lstm_rec import TimeLSTMRec
 
-__all__ = ["MODEL_NAMES", "ModelConfig", "PopularityRec", "RNNRec", "SequenceRecommender", "State",
-           "TimeLSTMRec", "build_model", "interest_forecast"]
+__all__ = ["MODEL_NAMES", "TEXT_SUFFIX", "ModelConfig", "PopularityRec", "RNNRec", "SequenceRecommender",
+           "State", "TimeLSTMRec", "build_model", "interest_forecast", "model_from_state", "split_model_name"]
 
 
-def build_model(name: str, num_items: int, config: ModelConfig,
-                item_categories: torch.Tensor | None = None) -> SequenceRecommender:
-    """Construct the model called ``name`` (one of :data:`MODEL_NAMES`)."""
-    if name == "timelstm":
-        return TimeLSTMRec(num_items, config, item_categories, use_time=True)
-    if name == "timelstm-no-dt":
-        return TimeLSTMRec(num_items, config, item_categories, use_time=False)
-    if name in ("lstm", "gru"):
-        return RNNRec(num_items, config, item_categories, cell=name)
-    if name == "pop":
+def build_model(name: str, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
+                text=None) -> SequenceRecommender:
+    """Construct the model called ``name``: one of :data:`MODEL_NAMES`, or a neural one with
+    ``+text``, which needs ``text`` (per-item ``vectors`` and ``has_text``, e.g. TextFeatures)."""
+    base, with_text = split_model_name(name)
+    if with_text and text is None:
+        raise ValueError(f"model {name!r} needs item text features (text=...), e.g. from an item file with titles")
+    text = text if with_text else None
+    if base == "pop":
         return PopularityRec(num_items, item_categories)
-    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    if base in ("timelstm", "timelstm-no-dt"):
+        return TimeLSTMRec(num_items, config, item_categories, use_time=base == "timelstm", text=text)
+    return RNNRec(num_items, config, item_categories, cell=base, text=text)
+
+
+def model_from_state(name: str, num_items: int, config: ModelConfig, state: dict) -> SequenceRecommender:
+    """Rebuild ``name`` from a saved ``state_dict`` (item categories and text vectors included)."""
+    text = None
+    if "items.text_vectors" in state:
+        text = SimpleNamespace(vectors=state["items.text_vectors"], has_text=state["items.has_text"])
+    model = build_model(name, num_items, config, state.get("items.categories"), text)
+    model.load_state_dict(state)
+    return model

@@ -17,19 +17,25 @@ State = tuple[torch.Tensor, ...]
 
 
 class SequenceRecommender(nn.Module):
-    """Base class: an :class:`ItemEncoder`, a per-item bias, and full-catalogue scoring.
+    """Base class: an :class:`ItemEncoder` (item vectors and biases) and full-catalogue scoring.
 
-    Subclasses implement :meth:`initial_state`, :meth:`forward` and :meth:`project`.
+    Subclasses implement :meth:`initial_state`, :meth:`forward` and :meth:`project`. ``text``
+    (anything with ``vectors`` and ``has_text`` rows per item, e.g.
+    :class:`interestevo.text.TextFeatures`) adds language-model item features.
     """
 
     #: whether the model reads elapsed time (a model that does not ignores ``dt`` and ``delta``)
     uses_time = False
 
-    def __init__(self, num_items: int, embedding_size: int, item_categories: torch.Tensor | None = None):
+    def __init__(self, num_items: int, embedding_size: int, item_categories: torch.Tensor | None = None,
+                 text=None, id_dropout: float = 0.0):
         super().__init__()
         self.num_items = num_items
-        self.items = ItemEncoder(num_items, embedding_size, item_categories)
-        self.item_bias = nn.Parameter(torch.zeros(num_items + 1))
+        self.items = ItemEncoder(num_items, embedding_size, item_categories, text, id_dropout)
+
+    def mark_trained_items(self, item_counts) -> None:
+        """Tell the item encoder how often each item occurs in training (cold items have 0)."""
+        self.items.mark_trained(item_counts)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The state of a user with no events."""
@@ -55,13 +61,21 @@ class SequenceRecommender(nn.Module):
         raise NotImplementedError
 
     def score(self, queries: torch.Tensor) -> torch.Tensor:
-        """(..., num_items + 1) logits over the catalogue; the padding item 0 scores -inf."""
-        logits = queries @ self.items.table().t() + self.item_bias
+        """(..., num_items + 1) logits over the catalogue; the padding item 0 scores -inf (and,
+        in training, cold items: see :class:`ItemEncoder`)."""
+        vectors, bias = self.items.lookup()
+        logits = queries @ vectors.t() + bias
+        excluded = self.items.excluded()
+        if excluded is not None:
+            return logits.masked_fill(excluded, float("-inf"))
         return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
 
     def score_items(self, queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """(M, K) logits of ``candidates`` (M, K) or (K,) for ``queries`` (M, D): sampled softmax."""
-        vectors = self.items(candidates)
+        vectors, bias = self.items.lookup(candidates)
         if candidates.dim() == 1:
-            return queries @ vectors.t() + self.item_bias[candidates]
-        return (vectors @ queries.unsqueeze(-1)).squeeze(-1) + self.item_bias[candidates]
+            logits = queries @ vectors.t() + bias
+        else:
+            logits = (vectors @ queries.unsqueeze(-1)).squeeze(-1) + bias
+        excluded = self.items.excluded(candidates)
+        return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))

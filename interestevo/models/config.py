@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL_NAMES = ("timelstm", "lstm", "gru", "pop", "timelstm-no-dt")
+#: appended to a neural model's name (``timelstm+text``): the same model with text item features
+TEXT_SUFFIX = "+text"
 
 
 @dataclass
@@ -15,3 +17,14 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.1  # on item embeddings, and between recurrent layers
     decay: str = "exp"  # TimeLSTM decay mode: "exp", "log" or "none"
+    id_dropout: float = 0.25  # +text models: chance an item's id part is hidden in training
+
+
+def split_model_name(name: str) -> tuple[str, bool]:
+    """``("timelstm", True)`` for ``"timelstm+text"``; ValueError names a model that does not exist."""
+    base, with_text = (name[:-len(TEXT_SUFFIX)], True) if name.endswith(TEXT_SUFFIX) else (name, False)
+    if base not in MODEL_NAMES or (with_text and base == "pop"):
+        neural = [m for m in MODEL_NAMES if m != "pop"]
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}, or a neural one "
+                         f"with {TEXT_SUFFIX} ({', '.join(m + TEXT_SUFFIX for m in neural)})")
+    return base, with_text

@@ -14,8 +14,8 @@ class RNNRec(SequenceRecommender):
     """The interest at event j is the output after event j − 1, whatever the time in between."""
 
     def __init__(self, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
-                 cell: str = "lstm"):
-        super().__init__(num_items, config.embedding_size, item_categories)
+                 cell: str = "lstm", text=None):
+        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout)
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         self.cell = cell

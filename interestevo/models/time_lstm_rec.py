@@ -32,8 +32,8 @@ class TimeLSTMRec(SequenceRecommender):
     """
 
     def __init__(self, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
-                 use_time: bool = True):
-        super().__init__(num_items, config.embedding_size, item_categories)
+                 use_time: bool = True, text=None):
+        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout)
         self.uses_time = use_time
         self.num_layers = config.num_layers
         self.hidden_size = config.hidden_size

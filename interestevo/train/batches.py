@@ -87,3 +87,14 @@ def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def training_item_counts(inter, target_events: np.ndarray) -> np.ndarray:
+    """int64 (num_items + 1,): how often each item occurs in the events training reads, i.e. every
+    user's events up to their last target in ``target_events``. Items at 0 are cold."""
+    target_events = np.asarray(target_events, dtype=np.int64)
+    user = np.asarray(inter.user)
+    last = np.full(inter.num_users + 1, -1, dtype=np.int64)
+    np.maximum.at(last, user[target_events], target_events)
+    read = np.arange(len(user)) <= last[user]
+    return np.bincount(np.asarray(inter.item)[read], minlength=inter.num_items + 1).astype(np.int64)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..metrics import forecast_mse, metrics_by_history, ranking_metrics, target_ranks
+from ..metrics import (forecast_mse, metrics_by_history, metrics_by_item_frequency, ranking_metrics,
+                       target_ranks)
 from ..models import SequenceRecommender, interest_forecast
 from .batches import SequenceBatch, sequence_batches
 
@@ -17,9 +18,11 @@ ROWS_PER_CHUNK = 2048  # bounds the (rows, catalogue) logits held at once
 
 @dataclass
 class Evaluation:
-    """Per-target results; :meth:`summary` and :meth:`by_history` reduce them to metrics."""
+    """Per-target results; :meth:`summary`, :meth:`by_history` and :meth:`by_item_frequency`
+    reduce them to metrics."""
 
     events: np.ndarray  # (M,) global indices of the target events
+    items: np.ndarray  # (M,) item index of each target
     ranks: np.ndarray  # (M,) pessimistic 0-based ranks, see interestevo.metrics
     history: np.ndarray  # (M,) number of the user's events before the target
     forecast: np.ndarray | None  # (M, C) predicted category distribution at the target's time
@@ -39,6 +42,11 @@ class Evaluation:
 
     def by_history(self) -> dict[str, dict[str, float]]:
         return metrics_by_history(self.ranks, self.history)
+
+    def by_item_frequency(self, item_counts: np.ndarray) -> dict[str, dict[str, float]]:
+        """Metrics by how often the target's item occurs in training (``item_counts`` per item
+        index, e.g. :func:`~interestevo.train.training_item_counts`): unseen, rare, frequent."""
+        return metrics_by_item_frequency(self.ranks, np.asarray(item_counts)[self.items])
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -78,13 +86,14 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
     ranks = cat("ranks", (0,)).astype(np.int64)
     offsets = np.asarray(inter.user_offsets)
     history = events - offsets[np.asarray(inter.user)[events]]
+    items = np.asarray(inter.item)[events]
     forecast = realised = truth = None
     if categories is not None:
         width = categories.shape[1]
         forecast, realised = cat("forecast", (0, width)), cat("realised", (0, width))
         if true_interest is not None:
             truth = np.asarray(true_interest, dtype=np.float32)[events]
-    return Evaluation(events, ranks, history, forecast, realised, truth)
+    return Evaluation(events, items, ranks, history, forecast, realised, truth)
 
 
 def read_windows(model: SequenceRecommender, batch: SequenceBatch, window: int, amp: bool = False):

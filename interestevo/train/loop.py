@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_save, load_checkpoint
 from ..models import SequenceRecommender
-from .batches import SequenceBatch, sequence_batches
+from .batches import SequenceBatch, sequence_batches, training_item_counts
 from .config import TrainConfig
 from .distributed import Distributed, resolve_device
 from .evaluate import _autocast, evaluate
@@ -68,13 +68,15 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
                 config: TrainConfig, *, name: str = "model", checkpoint_dir: str | Path | None = None,
                 resume: bool = False, extra: dict | None = None, ctx: Distributed | None = None) -> TrainResult:
     """Train ``model`` on the targets ``train_events``, keep the epoch with the best validation
-    NDCG@10, and leave those weights loaded in ``model``.
+    NDCG@10, and leave those weights loaded in ``model``. Items that training never reads are
+    marked cold (see :class:`~interestevo.models.item_encoder.ItemEncoder`).
 
     ``checkpoint_dir`` receives ``last.pt`` (everything needed to resume) and ``best.pt`` (the best
     weights and ``extra``: configuration, id mappings) after every epoch, from the main process only.
     """
     ctx = ctx or Distributed(device=resolve_device(config.device))
     device = ctx.device
+    model.mark_trained_items(training_item_counts(inter, train_events))
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     objective = Objective(model)
