@@ -131,3 +131,59 @@ def test_request_times_parse_as_unix_seconds_or_iso_dates():
     assert _parse_time("1590969600") == 1590969600
     assert _parse_time("2020-06-01") == 1590969600
     assert _parse_time("2020-06-01T02:00:00+02:00") == 1590969600
+
+
+def test_train_reports_cold_start_buckets(run_dir, capsys):
+    by_frequency = json.loads((run_dir / "metrics_by_item_frequency.json").read_text())
+    by_history = json.loads((run_dir / "metrics_by_history.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name, values in metrics.items():
+        assert list(by_frequency[name]) == ["unseen", "rare (1-10)", "frequent (11+)"]
+        assert list(by_history[name]) == ["1-4", "5-19", "20+"]
+        assert sum(b["count"] for b in by_frequency[name].values()) == values["count"]
+    assert main(["evaluate", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "NDCG@10 by cold-start bucket" in table and "unseen target items" in table
+    assert "users with 1-4 prior events" in table
+
+
+text_only = pytest.mark.skipif(not text_extra_available(), reason="needs pip install interestevo[text]")
+
+
+@text_only
+def test_text_model_recommends_items_known_only_from_the_item_file(tmp_path, capsys):
+    rows = ["user_id,item_id,timestamp"] + [f"{u},{(u * 5 + j) % 9},{1_600_000_000 + 3600 * j + u}"
+                                            for u in range(20) for j in range(8)]
+    items = ["item_id,title,genres"] + [f"{i},{'Jazz album' if i % 2 else 'Football match'} {i},{'ab'[i % 2]}"
+                                        for i in range(9)]
+    items += ["9,Jazz album 9,b", "10,,"]  # no events; item 10 has no text either
+    log, item_file = write(tmp_path / "log.csv", "\n".join(rows)), write(tmp_path / "items.csv", "\n".join(items))
+    out = tmp_path / "run"
+    assert main(["train", "--data", log, "--items", item_file, "--models", "timelstm,timelstm+text",
+                 "--epochs", "1", "--embedding-size", "8", "--hidden-size", "8", "--no-progress",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "text_features.json").read_text())
+    assert summary == {**summary, "items": 11, "with_text": 10, "without_text": 1, "model": "all-MiniLM-L6-v2"}
+    assert "unseen target items" in capsys.readouterr().out
+    assert main(["recommend", str(out), "--user", "3", "--model", "timelstm+text", "-k", "11"]) == 0
+    listed = {line.split()[1] for line in capsys.readouterr().out.strip().splitlines()[1:]}
+    assert {"9", "10"} <= listed  # catalogue items without events are recommendable
+
+
+@text_only
+@pytest.mark.parametrize("extra, message", [
+    (["--models", "timelstm+text"], "timelstm+text needs item texts: pass --items"),
+    (["--items", "{items}", "--models", "timelstm+text", "--text-model", "nope-model"],
+     "text model 'nope-model' cannot be loaded offline"),
+    (["--items", "{items}", "--models", "timelstm+text", "--text-col", "blurb"], "no text column 'blurb'"),
+    (["--items", "{items}", "--models", "pop+text"], "unknown model 'pop+text'"),
+])
+def test_bad_text_options_are_one_line(tmp_path, extra, message, capsys):
+    log = write(tmp_path / "log.csv", "user_id,item_id,timestamp\n" + "".join(
+        f"{u},{j % 4},{1000 + 60 * j + u}\n" for u in range(5) for j in range(5)))
+    items = write(tmp_path / "items.csv", "item_id,title\n0,a\n1,b\n2,c\n3,d\n")
+    argv = ["train", "--data", log, *[a.replace("{items}", items) for a in extra], "--epochs", "1",
+            "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from interestevo.metrics import forecast_mse, metrics_by_history, ranking_metrics, target_ranks
+from interestevo.metrics import (forecast_mse, metrics_by_history, metrics_by_item_frequency, ranking_metrics,
+                                 target_ranks)
 
 NEG_INF = float("-inf")
 
@@ -45,6 +46,17 @@ def test_metrics_by_history_buckets_prior_event_counts():
     assert by["1-4"]["count"] == 2 and by["1-4"]["hit@10"] == 1.0
     assert by["5-19"]["count"] == 2 and by["5-19"]["hit@10"] == 0.0
     assert by["20+"]["count"] == 1 and by["20+"]["mrr@10"] == pytest.approx(0.5)
+
+
+def test_metrics_by_item_frequency_buckets_training_occurrences():
+    ranks = np.array([0, 30, 2, 0, 9, 40])
+    frequency = np.array([0, 0, 1, 10, 11, 500])
+    by = metrics_by_item_frequency(ranks, frequency)
+    assert list(by) == ["unseen", "rare (1-10)", "frequent (11+)"]
+    assert by["unseen"]["count"] == 2 and by["unseen"]["hit@10"] == 0.5
+    assert by["rare (1-10)"]["count"] == 2 and by["rare (1-10)"]["mrr@10"] == pytest.approx((1 / 3 + 1) / 2)
+    assert by["frequent (11+)"]["count"] == 2 and by["frequent (11+)"]["hit@10"] == 0.5
+    assert math.isnan(metrics_by_item_frequency(ranks[:2], frequency[:2])["rare (1-10)"]["ndcg@10"])
 
 
 def test_forecast_mse_averages_over_targets_and_categories():

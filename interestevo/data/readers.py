@@ -102,7 +102,7 @@ def read_items(path, format=None, item_col=None, category_col=None, text_col=Non
                                   f"MovieLens item texts are the title and genres")
         movies = movielens.read_movies(path)
         texts = compose_texts(movies["title"], movies["categories"], None, len(movies))
-        items = movies[["item_id", "categories"]].assign(text=texts)
+        items = _with_texts(movies[["item_id", "categories"]], texts)
     else:
         items = _read_item_table(path, fmt, item_col, category_col, text_col, require_categories)
     if len(items) == 0:
@@ -127,7 +127,7 @@ def _read_item_table(path, fmt, item_col, category_col, text_col, require_catego
     first = raw[raw[item].notna() & ~raw[item].duplicated()]  # one row per item, in items' order
     if text_col is not None:
         column = find_column(raw.columns, text_col, None, (), "text", "text_col", path)
-        return items.assign(text=clean_texts(first[column], len(first)))
+        return _with_texts(items, clean_texts(first[column], len(first)))
     title = find_column(raw.columns, None, None, TITLE_ALIASES, "title", "text_col", path, required=False)
     about = find_column(raw.columns, None, None, DESCRIPTION_ALIASES, "description", "text_col", path,
                         required=False)
@@ -137,4 +137,9 @@ def _read_item_table(path, fmt, item_col, category_col, text_col, require_catego
             f"{', '.join(map(str, raw.columns))}; name one with category_col= or text_col=")
     texts = compose_texts(None if title is None else first[title], items["categories"],
                           None if about is None else first[about], len(first))
-    return items.assign(text=texts)
+    return _with_texts(items, texts)
+
+
+def _with_texts(items: pd.DataFrame, texts: list) -> pd.DataFrame:
+    # object dtype keeps None as None (a string column would turn it into NaN)
+    return items.assign(text=pd.Series(texts, index=items.index, dtype=object))

@@ -149,10 +149,10 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
     times, items, interest, burst = _simulate(config, rng, long_term, starts, pick_item)
     present = np.arange(config.max_events)[None, :] < counts[:, None]  # users have different lengths
     # Separate streams: texts and releases do not change the events of an existing seed.
-    extra = np.random.default_rng([config.seed, 1])
     picked = items[present]
     if config.new_items > 0:
-        picked = _release_late(config, extra, times[present], picked, item_category, pick_item, top_item)
+        picked = _release_late(config, np.random.default_rng([config.seed, 2]), times[present], picked,
+                               item_category, pick_item, top_item)
     frame = pd.DataFrame({
         "user_id": np.repeat(np.arange(1, config.num_users + 1, dtype=np.int64), counts),
         "item_id": picked + 1,
@@ -160,7 +160,7 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
     })
     catalogue = pd.DataFrame({"item_id": np.arange(1, config.num_items + 1, dtype=np.int64)})
     catalogue["categories"] = [[names[c]] for c in item_category]
-    catalogue["text"] = item_texts(item_category, names, config.text_noise, extra)
+    catalogue["text"] = item_texts(item_category, names, config.text_noise, np.random.default_rng([config.seed, 1]))
     return SyntheticData(frame=frame, items=catalogue, true_interest=interest[present],
                          category_names=names, config=config,
                          long_term=long_term.astype(np.float32), burst_start=burst[present])
