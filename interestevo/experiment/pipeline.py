@@ -79,7 +79,8 @@ def _text_features(config: ExperimentConfig, dataset: Dataset):
 
     texts = dataset.inter.item_text
     if texts is None or not any(isinstance(t, str) for t in texts):
-        raise DataFormatError(f"{config.data.items}: no item has a text; name the text column with --text-col")
+        raise DataFormatError(f"{config.data.items or 'synthetic data'}: no item has a text; name the text "
+                              f"column with --text-col")
     return item_text_features(texts, config.data.text_model, config.data.text_cache,
                               progress=config.train.progress)
 
