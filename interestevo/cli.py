@@ -184,9 +184,11 @@ def _config_from_args(args):
 
     synthetic = replace(SyntheticConfig(), **_given(args, num_users="synthetic_users",
                                                     new_items="synthetic_new_items"))
-    data = DataConfig(path=args.data, format=args.format, items=args.items, user_col=args.user_col,
-                      item_col=args.item_col, time_col=args.time_col, split=args.split, k_core=args.k_core,
-                      text_col=args.text_col, text_model=args.text_model, text_cache=args.text_cache,
+    # Absolute paths: `evaluate` and `--resume` read config.json from any working directory.
+    data = DataConfig(path=_absolute(args.data), format=args.format, items=_absolute(args.items),
+                      user_col=args.user_col, item_col=args.item_col, time_col=args.time_col, split=args.split,
+                      k_core=args.k_core, text_col=args.text_col, text_cache=_absolute(args.text_cache),
+                      text_model=_absolute(args.text_model) if _is_path(args.text_model) else args.text_model,
                       synthetic=synthetic)
     model = replace(ModelConfig(), **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
                                             num_layers="num_layers", decay="decay"))
@@ -197,6 +199,14 @@ def _config_from_args(args):
         train.progress = False
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     return ExperimentConfig(data=data, model=model, train=train, models=models, out=args.out)
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def _is_path(name: str | None) -> bool:
+    return name is not None and (os.path.exists(os.path.expanduser(name)) or name.startswith((".", "/", "~")))
 
 
 def _given(args, **fields) -> dict:

@@ -187,3 +187,14 @@ def test_bad_text_options_are_one_line(tmp_path, extra, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_run_configs_store_absolute_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rows = ["user_id,item_id,timestamp"] + [f"{u},{(u + j) % 6},{1000 + 60 * j + u}" for u in range(8) for j in range(6)]
+    write(tmp_path / "log.csv", "\n".join(rows))
+    assert main(["train", "--data", "log.csv", "--models", "pop", "--no-progress", "--out", "run"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["path"] == str(tmp_path / "log.csv")
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["evaluate", str(tmp_path / "run")]) == 0  # from another working directory
