@@ -289,14 +289,17 @@ def _metrics_table(metrics: dict[str, dict]) -> str:
 
 def _cold_start_table(outcomes: dict) -> str:
     """NDCG@10 (and target count) per user-history and item-frequency bucket, models side by side."""
+    from .metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS, bucket_range
+
     names = list(outcomes)
     rows = [(f"users with {label} prior events", {n: outcomes[n].by_history[label] for n in names})
-            for label in next(iter(outcomes.values())).by_history]
-    rows += [(f"{label} target items", {n: outcomes[n].by_item_frequency[label] for n in names})
-             for label in next(iter(outcomes.values())).by_item_frequency]
-    width = max(len(label) for label, _ in rows) + 8
+            for label, _, _ in HISTORY_BUCKETS]
+    rows += [(f"{label} items ({bucket_range(low, high)} in training)",
+              {n: outcomes[n].by_item_frequency[label] for n in names})
+             for label, low, high in ITEM_FREQUENCY_BUCKETS]
+    width = max(len(label) for label, _ in rows) + 10
     columns = [max(len(n), 7) for n in names]
-    lines = ["", "NDCG@10 by cold-start bucket (targets in brackets)",
+    lines = ["", "NDCG@10 by cold-start bucket (test targets in brackets)",
              "  ".join([f"{'bucket':<{width}}"] + [f"{n:>{w}}" for n, w in zip(names, columns)])]
     for label, metrics in rows:
         count = next(iter(metrics.values()))["count"]
@@ -304,7 +307,7 @@ def _cold_start_table(outcomes: dict) -> str:
         for name, w in zip(names, columns):
             value = metrics[name]["ndcg@10"]
             cells.append(f"{'-':>{w}}" if value is None or value != value else f"{value:>{w}.4f}")
-        lines.append("  ".join([f"{f'{label} ({count:,})':<{width}}"] + cells))
+        lines.append("  ".join([f"{f'{label} [{count:,}]':<{width}}"] + cells))
     return "\n".join(lines)
 
 

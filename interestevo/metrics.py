@@ -16,7 +16,12 @@ KS = (10, 20)
 #: cold-start view: (label, lowest, highest) number of prior events of the user, inclusive
 HISTORY_BUCKETS = (("1-4", 1, 4), ("5-19", 5, 19), ("20+", 20, None))
 #: cold-start view: (label, lowest, highest) training occurrences of the target item, inclusive
-ITEM_FREQUENCY_BUCKETS = (("unseen", 0, 0), ("rare (1-10)", 1, 10), ("frequent (11+)", 11, None))
+ITEM_FREQUENCY_BUCKETS = (("unseen", 0, 0), ("rare", 1, 10), ("frequent", 11, None))
+
+
+def bucket_range(low: int, high: int | None) -> str:
+    """``"1-10"``, ``"11+"`` or ``"0"``: a bucket's bounds as the tables print them."""
+    return f"{low}+" if high is None else (str(low) if low == high else f"{low}-{high}")
 
 
 def target_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
