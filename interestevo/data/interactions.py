@@ -139,7 +139,10 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
     logged_items = len(item_uniques)
     table = None if item_categories is None else _normalised_items(item_categories)
     if keep_unlogged_items and table is not None:
-        item_uniques, item_code = _with_table_items(events.item, table["item_id"].to_numpy())
+        # Items the log has but cleaning removed (k-core, bad rows) stay out: they were judged.
+        raw_items, missing = normalise_ids(frame["item_id"])
+        raw_items = raw_items[~missing]
+        item_uniques, item_code = _with_table_items(events.item, table["item_id"].to_numpy(), raw_items)
     user, item = user_code.astype(np.int64) + 1, item_code.astype(np.int64) + 1
     order = np.lexsort((events.timestamp, user))  # lexsort is stable: equal times keep input order
     user, item, events = user[order], item[order], events.take(order)
@@ -152,6 +155,8 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
     matrix = names = texts = None
     if table is not None:
         matrix, names = category_matrix(table, item_ids, category_names)
+        if not names:  # an item file with texts but no categories
+            matrix = names = None
         if "text" in table.columns:
             texts = _per_item(table["item_id"].to_numpy(), table["text"].to_numpy(), item_ids)
     report.users, report.items, report.events = len(user_uniques), logged_items, len(user)
@@ -178,9 +183,12 @@ def _behavior_codes(behavior: np.ndarray | None):
     return code.astype(np.int64) + 1, [STR_PAD] + [str(n) for n in names]
 
 
-def _with_table_items(event_items: np.ndarray, table_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted union of the logged and the item-table ids, and each event's code in it."""
+def _with_table_items(event_items: np.ndarray, table_items: np.ndarray,
+                      raw_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted union of the kept events' ids and the item-table ids absent from the raw log, and
+    each event's code in it."""
     logged, listed = comparable_ids(np.asarray(event_items), table_items), comparable_ids(table_items, event_items)
+    listed = listed[~np.isin(listed, comparable_ids(np.asarray(raw_items), listed))]
     uniques = np.unique(np.concatenate([pd.unique(logged), pd.unique(listed)]))
     return uniques, pd.Index(uniques).get_indexer(logged)
 

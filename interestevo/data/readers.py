@@ -96,10 +96,12 @@ def read_items(path, format=None, item_col=None, category_col=None, text_col=Non
     """
     path = existing_file(path)
     fmt = detect_format(path, format)
+    if fmt == "movielens" and text_col is not None:
+        if movielens.layout(path) != "csv":
+            raise DataFormatError(f"{path}: this MovieLens file has no named columns; its item texts are "
+                                  f"the title and genres (leave text_col unset)")
+        fmt = "csv"  # movies.csv with a named text column: read it as the table it is
     if fmt == "movielens":
-        if text_col is not None:
-            raise DataFormatError(f"{path}: text_col applies to CSV/TSV/Parquet/RecBole item files; "
-                                  f"MovieLens item texts are the title and genres")
         movies = movielens.read_movies(path)
         texts = compose_texts(movies["title"], movies["categories"], None, len(movies))
         items = _with_texts(movies[["item_id", "categories"]], texts)

@@ -35,6 +35,11 @@ class DataConfig:
         """Synthetic items always have texts; a log needs an item file."""
         return self.path is None or self.items is not None
 
+    @property
+    def asks_for_text(self) -> bool:
+        """A text model or column was named."""
+        return self.text_model is not None or self.text_col is not None
+
 
 @dataclass
 class ExperimentConfig:
@@ -52,9 +57,15 @@ class ExperimentConfig:
             raise ValueError(f"no models given; expected a subset of {', '.join(MODEL_NAMES)}")
         for name in self.models:
             split_model_name(name)
-        if self.uses_text and not self.data.has_item_texts:
-            raise ValueError(f"{', '.join(m for m in self.models if m.endswith(TEXT_SUFFIX))} needs item "
-                             f"texts: pass --items with an item file (titles, genres, descriptions)")
+        if (self.uses_text or self.data.asks_for_text) and not self.data.has_item_texts:
+            wanting = [m for m in self.models if m.endswith(TEXT_SUFFIX)] or ["--text-model/--text-col"]
+            raise ValueError(f"{', '.join(wanting)} needs item texts: pass --items with an item file "
+                             f"(titles, genres, descriptions)")
+        if self.data.asks_for_text and not self.uses_text:
+            raise ValueError(f"--text-model and --text-col apply to text models; add one to --models, "
+                             f"e.g. timelstm{TEXT_SUFFIX}")
+        if self.data.text_col is not None and self.data.path is None:
+            raise ValueError("--text-col names a column of the --items file; synthetic items have their own texts")
         if self.data.split not in SPLITS:
             raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
 
@@ -79,11 +90,13 @@ class ExperimentConfig:
 
 
 def default_models(data: DataConfig) -> tuple[str, ...]:
-    """Every model, plus ``timelstm+text`` when item texts and the ``[text]`` extra are there."""
-    from ..text import text_extra_available
+    """Every model, plus ``timelstm+text`` on synthetic data when the default text model is
+    installed, or on a log whose item file's texts were asked for (``text_model``/``text_col``)."""
+    from ..text import default_model_available
 
-    with_text = ("timelstm" + TEXT_SUFFIX,) if data.has_item_texts and text_extra_available() else ()
-    return MODEL_NAMES + with_text
+    wanted = data.asks_for_text and data.has_item_texts
+    synthetic = data.path is None and default_model_available()
+    return MODEL_NAMES + (("timelstm" + TEXT_SUFFIX,) if wanted or synthetic else ())
 
 
 def _build(kind, values: dict):

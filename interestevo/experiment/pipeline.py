@@ -55,7 +55,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
             raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
                              f"--resume to continue the run in it (nothing there is overwritten)")
         dataset = load_dataset(config.data, with_text=config.uses_text)
-        text = _text_features(config, dataset) if config.uses_text else None
+        text = _text_features(config, dataset, ctx) if config.uses_text else None
         if ctx.is_main:
             run.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_json() + "\n", run.config)
@@ -74,15 +74,20 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         shutdown_distributed(ctx)
 
 
-def _text_features(config: ExperimentConfig, dataset: Dataset):
+def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed):
+    """Encoded on the main process (on the training device) and handed to the others, so the
+    processes neither repeat the work nor race on the cache file."""
     from ..text import item_text_features
 
     texts = dataset.inter.item_text
     if texts is None or not any(isinstance(t, str) for t in texts):
         raise DataFormatError(f"{config.data.items or 'synthetic data'}: no item has a text; name the text "
                               f"column with --text-col")
-    return item_text_features(texts, config.data.text_model, config.data.text_cache,
-                              progress=config.train.progress)
+    features = None
+    if ctx.is_main:
+        features = item_text_features(texts, config.data.text_model, config.data.text_cache,
+                                      progress=config.train.progress, device=str(ctx.device))
+    return ctx.broadcast(features)
 
 
 def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDirectory,
@@ -90,7 +95,9 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     inter = dataset.inter
     torch.manual_seed(config.train.seed)  # every model starts from the same seed
     model = build_model(name, inter.num_items, config.model, _categories(inter), text)
-    extra = _checkpoint_extra(name, config, inter)
+    extra = _checkpoint_extra(name, config, inter, text if model.items.uses_text else None)
+    if resume:
+        _check_resumable(run.checkpoints(name) / "last.pt", extra)
     result = TrainResult()
     if name == "pop":
         model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
@@ -121,11 +128,34 @@ def _categories(inter) -> torch.Tensor | None:
     return None if inter.item_categories is None else torch.from_numpy(inter.item_categories)
 
 
-def _checkpoint_extra(name: str, config: ExperimentConfig, inter) -> dict:
-    """What a checkpoint needs besides weights to be used on its own: configuration and id maps."""
-    return {"model_name": name, "model_config": asdict(config.model), "train_config": asdict(config.train),
-            "num_items": inter.num_items, "dt_unit": inter.dt_unit,
-            "user_ids": plain_ids(inter.user_ids), "item_ids": plain_ids(inter.item_ids)}
+def _checkpoint_extra(name: str, config: ExperimentConfig, inter, text=None) -> dict:
+    """What a checkpoint needs besides weights to be used on its own: configuration and id maps
+    (and, with text features, the fingerprint of the texts and encoder behind its vectors)."""
+    extra = {"model_name": name, "model_config": asdict(config.model), "train_config": asdict(config.train),
+             "num_items": inter.num_items, "dt_unit": inter.dt_unit,
+             "user_ids": plain_ids(inter.user_ids), "item_ids": plain_ids(inter.item_ids)}
+    if text is not None:
+        extra["text_fingerprint"] = text.fingerprint
+    return extra
+
+
+def _check_same_items(saved: dict, item_ids: list, path: Path) -> None:
+    """A checkpoint only scores the catalogue it was trained on: with other items (or the same in
+    another order) every item index would silently mean another item."""
+    if saved.get("item_ids") != item_ids:
+        raise ValueError(f"{path}: the items differ from those the model was trained on (the log or the "
+                         f"item file changed); train a new run instead")
+
+
+def _check_resumable(path: Path, extra: dict) -> None:
+    """Resuming continues on the same items, texts and text encoder, or not at all."""
+    if not path.is_file():
+        return
+    saved = load_checkpoint(path)
+    _check_same_items(saved, extra["item_ids"], path)
+    if saved.get("text_fingerprint") != extra.get("text_fingerprint"):
+        raise ValueError(f"{path}: the item texts or the text model differ from those the model was "
+                         f"trained with; train a new run instead")
 
 
 def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: Dataset) -> None:
@@ -163,6 +193,10 @@ def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender
     run = run if isinstance(run, RunDirectory) else RunDirectory(run)
     config = ExperimentConfig.load(run.config)
     saved = load_checkpoint(run.checkpoints(name) / "best.pt")
+    return _model_from(saved, name, config)
+
+
+def _model_from(saved: dict, name: str, config: ExperimentConfig) -> SequenceRecommender:
     return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
 
 
@@ -174,10 +208,14 @@ def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> 
     config = ExperimentConfig.load(run.config)
     dataset = load_dataset(config.data, with_text=config.uses_text)
     outcomes = {}
+    item_ids = plain_ids(dataset.inter.item_ids)
     for name in models or config.models:
-        if not (run.checkpoints(name) / "best.pt").is_file():
+        best = run.checkpoints(name) / "best.pt"
+        if not best.is_file():
             continue
-        test = evaluate(load_model(run, name), dataset.inter, dataset.test_targets,
+        saved = load_checkpoint(best)
+        _check_same_items(saved, item_ids, best)
+        test = evaluate(_model_from(saved, name, config), dataset.inter, dataset.test_targets,
                         batch_size=config.train.eval_batch_size, window=config.train.window,
                         true_interest=dataset.true_interest)
         outcomes[name] = ModelOutcome(name, test.summary(), test.by_history(),

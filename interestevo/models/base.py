@@ -16,6 +16,12 @@ from .item_encoder import ItemEncoder
 State = tuple[torch.Tensor, ...]
 
 
+def _renamed_item_bias(state_dict, prefix, *_):
+    """Checkpoints written before the item bias moved into the ItemEncoder still load."""
+    if prefix + "item_bias" in state_dict and prefix + "items.bias" not in state_dict:
+        state_dict[prefix + "items.bias"] = state_dict.pop(prefix + "item_bias")
+
+
 class SequenceRecommender(nn.Module):
     """Base class: an :class:`ItemEncoder` (item vectors and biases) and full-catalogue scoring.
 
@@ -32,6 +38,7 @@ class SequenceRecommender(nn.Module):
         super().__init__()
         self.num_items = num_items
         self.items = ItemEncoder(num_items, embedding_size, item_categories, text, id_dropout)
+        self._register_load_state_dict_pre_hook(_renamed_item_bias)
 
     def mark_trained_items(self, item_counts) -> None:
         """Tell the item encoder how often each item occurs in training (cold items have 0)."""

@@ -44,7 +44,7 @@ def text_key(text: str) -> str:
 
 
 def cache_file(encoder: TextEncoder, cache_dir: str | os.PathLike) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(encoder.name).name or encoder.name)[:64]
+    slug = re.sub(r"[^a-z0-9._-]+", "_", (Path(encoder.name).name or encoder.name).lower())[:64]
     return Path(cache_dir) / f"{slug}-{encoder.fingerprint[:16]}.pt"
 
 
@@ -59,7 +59,10 @@ def encode_with_cache(texts: Sequence[str], encoder: TextEncoder, cache_dir: str
     if missing:
         fresh = encoder.encode([distinct[k] for k in missing], batch_size=batch_size, progress=progress)
         cached.update(zip(missing, fresh))
-        _write(path, encoder, cached)
+        try:
+            _write(path, encoder, cached)
+        except OSError as err:  # the vectors are still right; only the next run pays again
+            log.warning("could not write the text cache %s (%s); the vectors were not cached", path, err)
     vectors = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, encoder.dimension), np.float32)
     return CachedEncoding(vectors.astype(np.float32, copy=False), len(missing), len(distinct) - len(missing), path)
 
@@ -72,7 +75,8 @@ def _read(path: Path, encoder: TextEncoder) -> dict[str, np.ndarray]:
         fits = (saved.get("fingerprint") == encoder.fingerprint
                 and tuple(saved["vectors"].shape) == (len(saved["keys"]), encoder.dimension))
     except Exception as err:  # a damaged file is rebuilt, not trusted
-        log.warning("text cache %s is unreadable (%s); re-encoding", path, err)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning("text cache %s is unreadable (%s); re-encoding", path, reason)
         return {}
     if not fits:
         log.warning("text cache %s belongs to another model or version; re-encoding", path)

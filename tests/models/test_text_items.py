@@ -143,3 +143,11 @@ def test_text_ranks_never_seen_items_far_better_than_chance(cold_start_data):
     with_text, without = results["timelstm+text"], results["timelstm"]
     assert with_text[0] > 3 * chance_hit and with_text[1] < 0.3, results
     assert without[0] < 1.5 * chance_hit and without[1] > 0.4, results
+
+
+def test_checkpoints_from_before_the_bias_moved_still_load():
+    model = build_model("lstm", NUM_ITEMS, CONFIG)
+    state = model.state_dict()
+    state["item_bias"] = state.pop("items.bias") + 1.0
+    rebuilt = model_from_state("lstm", NUM_ITEMS, CONFIG, state)
+    assert torch.equal(rebuilt.items.bias, state["item_bias"])
