@@ -107,4 +107,4 @@ def find_column(columns: Sequence[str], wanted: str | None, default: str | None,
     tried = ", ".join(([default] if default else []) + list(aliases))
     raise DataFormatError(
         f"{path}: no {role} column (tried {tried}); columns are: {', '.join(columns)}; "
-        f"name it with {arg}=")
+        f"name it with {arg}= (--{arg.replace('_', '-')} on the command line)")
