@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--data", metavar="PATH", help="interaction log (default: built-in synthetic data)")
     data.add_argument("--format", choices=["csv", "tsv", "parquet", "movielens", "recbole"],
                       help="file format (default: from the file name)")
-    data.add_argument("--items", metavar="PATH", help="item side file with categories/genres")
+    data.add_argument("--items", metavar="PATH", help="item side file with categories/genres (and texts)")
+    data.add_argument("--category-col", metavar="COL", help="the item file's category column (default: genre, "
+                                                            "category, tags...)")
     data.add_argument("--user-col", default="user_id")
     data.add_argument("--item-col", default="item_id")
     data.add_argument("--time-col", default="timestamp")
@@ -164,8 +166,8 @@ def _train(args) -> int:
 # Options that define a run: --resume takes them from the run's config.json, so they cannot change.
 _FIXED_ON_RESUME = {"data": None, "format": None, "items": None, "user_col": "user_id",
                     "item_col": "item_id", "time_col": "timestamp", "split": "loo", "k_core": 0,
-                    "synthetic_users": None, "synthetic_new_items": None, "text_model": None,
-                    "text_col": None, "models": None, "embedding_size": None,
+                    "synthetic_users": None, "synthetic_new_items": None, "category_col": None,
+                    "text_model": None, "text_col": None, "models": None, "embedding_size": None,
                     "hidden_size": None, "num_layers": None, "decay": None, "batch_size": None,
                     "window": None, "lr": None, "num_negatives": None, "seed": None}
 
@@ -189,7 +191,8 @@ def _config_from_args(args):
     # Absolute paths: `evaluate` and `--resume` read config.json from any working directory.
     data = DataConfig(path=_absolute(args.data), format=args.format, items=_absolute(args.items),
                       user_col=args.user_col, item_col=args.item_col, time_col=args.time_col, split=args.split,
-                      k_core=args.k_core, text_col=args.text_col, text_cache=_absolute(args.text_cache),
+                      k_core=args.k_core, category_col=args.category_col, text_col=args.text_col,
+                      text_cache=_absolute(args.text_cache),
                       text_model=_absolute(args.text_model) if _is_path(args.text_model) else args.text_model,
                       synthetic=synthetic)
     model = replace(ModelConfig(), **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",

@@ -250,3 +250,14 @@ def test_default_models_add_text_only_where_it_can_run(monkeypatch):
     assert "timelstm+text" not in ExperimentConfig(data=on_a_log).models  # texts not asked for
     asked = DataConfig(path="log.csv", items="items.csv", text_col="title")
     assert "timelstm+text" in ExperimentConfig(data=asked).models
+
+
+def test_item_file_category_column_can_be_named(tmp_path, capsys):
+    rows = ["user_id,item_id,timestamp"] + [f"{u},{(u + j) % 6},{1000 + 60 * j + u}" for u in range(8) for j in range(6)]
+    log = write(tmp_path / "log.csv", "\n".join(rows))
+    items = write(tmp_path / "items.csv", "\n".join(["item_id,kind"] + [f"{i},k{i % 2}" for i in range(6)]))
+    base = ["train", "--data", log, "--items", items, "--models", "pop", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    assert "name it with category_col= (--category-col on the command line)" in capsys.readouterr().err
+    assert main([*base, "--category-col", "kind", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["pop"]["forecast_mse"] is not None

@@ -25,6 +25,7 @@ class DataConfig:
     split: str = "loo"  # "loo" (leave-one-out) or "temporal" (global t1 = 80%, t2 = 90% quantiles)
     k_core: int = 0
     dt_unit: str = "hours"
+    category_col: str | None = None  # item file's category column; None: one named like genre/category/tags
     text_col: str | None = None  # item text column; None: title + categories + description
     text_model: str | None = None  # sentence encoder name or path; None: all-MiniLM-L6-v2
     text_cache: str | None = None  # where text vectors are cached; None: ~/.cache/interestevo/text

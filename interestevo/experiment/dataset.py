@@ -55,8 +55,8 @@ def load_dataset(config: DataConfig, with_text: bool = False) -> Dataset:
         if config.items:
             # A renamed item column usually has the same name in the item file.
             renamed = config.item_col if config.item_col != DataConfig.item_col else None
-            items = read_items(config.items, item_col=renamed, text_col=config.text_col,
-                               require_categories=not with_text)
+            items = read_items(config.items, item_col=renamed, category_col=config.category_col,
+                               text_col=config.text_col, require_categories=not with_text)
             if not with_text:
                 items = items.drop(columns="text")
         inter = prepare_interactions(frame, items, k_core=config.k_core, dt_unit=config.dt_unit,
