@@ -136,7 +136,8 @@ def _read_item_table(path, fmt, item_col, category_col, text_col, require_catego
     if category is None and title is None and about is None:
         raise DataFormatError(
             f"{path}: no category, title or description column; columns are: "
-            f"{', '.join(map(str, raw.columns))}; name one with category_col= or text_col= (--text-col on the command line)")
+            f"{', '.join(map(str, raw.columns))}; name one with category_col= or text_col= "
+            f"(--category-col, --text-col on the command line)")
     texts = compose_texts(None if title is None else first[title], items["categories"],
                           None if about is None else first[about], len(first))
     return _with_texts(items, texts)

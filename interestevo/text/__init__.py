@@ -9,5 +9,5 @@ from .encoder import (DEFAULT_TEXT_MODEL, TextEncoder, TextModelError, default_m
 from .features import TextFeatures, item_text_features
 
 __all__ = ["CachedEncoding", "DEFAULT_TEXT_MODEL", "TextEncoder", "TextFeatures", "TextModelError",
-           "default_cache_dir", "default_model_available", "encode_with_cache", "item_text_features", "load_text_encoder",
-           "text_extra_available"]
+           "default_cache_dir", "default_model_available", "encode_with_cache", "item_text_features",
+           "load_text_encoder", "text_extra_available"]
