@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--models", default=None, metavar="LIST",
                        help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt; add +text to a "
                             "neural one for text item features, e.g. timelstm+text (default: all, plus "
-                            "timelstm+text when item texts and the [text] extra are available)")
+                            "timelstm+text on synthetic data or when --text-col/--text-model is given)")
     model.add_argument("--embedding-size", type=_positive_int)
     model.add_argument("--hidden-size", type=_positive_int)
     model.add_argument("--num-layers", type=_positive_int)
@@ -134,6 +134,7 @@ def _configure_logging() -> None:
     # Under torchrun only rank 0 reports, so the summaries are not printed once per process.
     level = logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)  # our own log says what loaded
 
 
 def _train(args) -> int:
@@ -147,6 +148,7 @@ def _train(args) -> int:
             raise UsageError(f"--resume: {run.root} has no config.json to continue from")
         _refuse_changes_on_resume(args)
         config = ExperimentConfig.load(run.config)
+        config.out = str(run.root)  # the directory given, also when the run was copied or moved
         config.train = replace(config.train, **_given(args, epochs="epochs", device="device",
                                                        progress=None))
         if args.text_cache is not None:  # only where vectors are cached, not which

@@ -225,7 +225,7 @@ def test_resume_refuses_edited_item_texts(tmp_path, capsys):
     capsys.readouterr()
     items.write_text(items.read_text().replace("Jazz album", "Football match"))
     assert main(["train", "--out", out, "--resume", "--epochs", "2", "--no-progress"]) == 2
-    one_error_line(capsys, "the item texts or the text model differ from those the model was trained with")
+    one_error_line(capsys, "the item texts or the text encoder")
 
 
 @text_only
@@ -261,3 +261,35 @@ def test_item_file_category_column_can_be_named(tmp_path, capsys):
     assert "name it with category_col= (--category-col on the command line)" in capsys.readouterr().err
     assert main([*base, "--category-col", "kind", "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["pop"]["forecast_mse"] is not None
+
+
+def test_resume_continues_the_directory_given_even_when_copied(tmp_path, capsys):
+    import shutil
+
+    original = tmp_path / "run"
+    tiny = [a for a in TINY if a not in ("--epochs", "2")]
+    assert main(["train", *tiny, "--epochs", "1", "--models", "gru", "--out", str(original)]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    before = (original / "history.json").read_text()
+    assert main(["train", "--out", str(copy), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert (original / "history.json").read_text() == before  # the original is left alone
+    assert len(json.loads((copy / "history.json").read_text())["gru"]) == 2
+
+
+def test_resume_refuses_checkpoints_of_the_old_parameter_layout(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "run"
+    tiny = [a for a in TINY if a not in ("--epochs", "2")]
+    assert main(["train", *tiny, "--epochs", "1", "--models", "lstm,gru", "--out", str(out)]) == 0
+    last = out / "checkpoints" / "gru" / "last.pt"
+    saved = torch.load(last, weights_only=True)
+    saved["model_state"]["item_bias"] = saved["model_state"].pop("items.bias")
+    torch.save(saved, last)
+    lstm_before = (out / "checkpoints" / "lstm" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 2
+    one_error_line(capsys, "cannot be resumed (evaluate and recommend still work)")
+    assert (out / "checkpoints" / "lstm" / "last.pt").read_bytes() == lstm_before  # refused before training
+    assert main(["recommend", str(out), "--user", "3", "--model", "gru"]) == 0

@@ -62,13 +62,17 @@ class ExperimentConfig:
             wanting = [m for m in self.models if m.endswith(TEXT_SUFFIX)] or ["--text-model/--text-col"]
             raise ValueError(f"{', '.join(wanting)} needs item texts: pass --items with an item file "
                              f"(titles, genres, descriptions)")
+        if self.data.split not in SPLITS:
+            raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
+
+    def check_text_options(self) -> None:
+        """Refuse text options that would be silently ignored (checked when a run starts, not when
+        a finished run's config.json is read)."""
         if self.data.asks_for_text and not self.uses_text:
             raise ValueError(f"--text-model and --text-col apply to text models; add one to --models, "
                              f"e.g. timelstm{TEXT_SUFFIX}")
         if self.data.text_col is not None and self.data.path is None:
             raise ValueError("--text-col names a column of the --items file; synthetic items have their own texts")
-        if self.data.split not in SPLITS:
-            raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
 
     @property
     def uses_text(self) -> bool:

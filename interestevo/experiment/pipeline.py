@@ -12,10 +12,11 @@ import torch
 from .. import plots
 from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint, plain_ids
 from ..data import DataFormatError
-from ..models import SequenceRecommender, build_model, model_from_state
+from ..models import SequenceRecommender, build_model, model_from_state, split_model_name
 from ..serving import InterestTracker
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
                      train_model)
+from ..train.loop import check_resumable_layout
 from ..train.distributed import Distributed
 from .config import ExperimentConfig
 from .dataset import Dataset, load_dataset
@@ -51,11 +52,16 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
     try:
         run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
         config.out = str(run.root)
+        if not resume:
+            config.check_text_options()
         if ctx.is_main and not resume and run.root.exists() and any(run.root.iterdir()):
             raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
                              f"--resume to continue the run in it (nothing there is overwritten)")
         dataset = load_dataset(config.data, with_text=config.uses_text)
         text = _text_features(config, dataset, ctx) if config.uses_text else None
+        if resume:  # every model, before any of them trains again
+            for name in config.models:
+                _check_resumable(run.checkpoints(name), _checkpoint_extra(name, config, dataset.inter, text))
         if ctx.is_main:
             run.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_json() + "\n", run.config)
@@ -95,9 +101,7 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     inter = dataset.inter
     torch.manual_seed(config.train.seed)  # every model starts from the same seed
     model = build_model(name, inter.num_items, config.model, _categories(inter), text)
-    extra = _checkpoint_extra(name, config, inter, text if model.items.uses_text else None)
-    if resume:
-        _check_resumable(run.checkpoints(name) / "last.pt", extra)
+    extra = _checkpoint_extra(name, config, inter, text)
     result = TrainResult()
     if name == "pop":
         model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
@@ -130,11 +134,11 @@ def _categories(inter) -> torch.Tensor | None:
 
 def _checkpoint_extra(name: str, config: ExperimentConfig, inter, text=None) -> dict:
     """What a checkpoint needs besides weights to be used on its own: configuration and id maps
-    (and, with text features, the fingerprint of the texts and encoder behind its vectors)."""
+    (and, for a text model, the fingerprint of the texts and encoder behind its vectors)."""
     extra = {"model_name": name, "model_config": asdict(config.model), "train_config": asdict(config.train),
              "num_items": inter.num_items, "dt_unit": inter.dt_unit,
              "user_ids": plain_ids(inter.user_ids), "item_ids": plain_ids(inter.item_ids)}
-    if text is not None:
+    if text is not None and split_model_name(name)[1]:
         extra["text_fingerprint"] = text.fingerprint
     return extra
 
@@ -147,15 +151,17 @@ def _check_same_items(saved: dict, item_ids: list, path: Path) -> None:
                          f"item file changed); train a new run instead")
 
 
-def _check_resumable(path: Path, extra: dict) -> None:
+def _check_resumable(checkpoints: Path, extra: dict) -> None:
     """Resuming continues on the same items, texts and text encoder, or not at all."""
-    if not path.is_file():
+    path = next((p for p in (checkpoints / "last.pt", checkpoints / "best.pt") if p.is_file()), None)
+    if path is None:
         return
     saved = load_checkpoint(path)
+    check_resumable_layout(saved, path)
     _check_same_items(saved, extra["item_ids"], path)
     if saved.get("text_fingerprint") != extra.get("text_fingerprint"):
-        raise ValueError(f"{path}: the item texts or the text model differ from those the model was "
-                         f"trained with; train a new run instead")
+        raise ValueError(f"{path}: the item texts or the text encoder (its files or the sentence-transformers "
+                         f"version) differ from those the model was trained with; train a new run instead")
 
 
 def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: Dataset) -> None:

@@ -86,6 +86,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
 
     if resume and checkpoint_dir is not None and (checkpoint_dir / LAST).is_file():
         saved = load_checkpoint(checkpoint_dir / LAST, map_location=device)
+        check_resumable_layout(saved, checkpoint_dir / LAST)
         model.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
         result = TrainResult([EpochRecord(**r) for r in saved["history"]], saved["best_epoch"], saved["best_score"])
@@ -129,6 +130,14 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def check_resumable_layout(saved: dict, path: Path) -> None:
+    """The optimizer state lists parameters by position: a checkpoint whose model had them in
+    another order (before the item bias moved into the ItemEncoder) cannot continue training."""
+    if "item_bias" in saved["model_state"]:
+        raise ValueError(f"{path} was written by an older interestevo whose parameters are ordered "
+                         f"differently: it cannot be resumed (evaluate and recommend still work)")
 
 
 def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config: TrainConfig, device,
