@@ -96,17 +96,20 @@ def read_items(path, format=None, item_col=None, category_col=None, text_col=Non
     """
     path = existing_file(path)
     fmt = detect_format(path, format)
-    if fmt == "movielens" and text_col is not None:
+    movielens_table = False
+    if fmt == "movielens" and (text_col is not None or category_col is not None):
         if movielens.layout(path) != "csv":
-            raise DataFormatError(f"{path}: this MovieLens file has no named columns; its item texts are "
-                                  f"the title and genres (leave text_col unset)")
-        fmt = "csv"  # movies.csv with a named text column: read it as the table it is
+            raise DataFormatError(f"{path}: this MovieLens file has no named columns; its texts are the title "
+                                  f"and genres and its categories the genres (leave text_col/category_col unset)")
+        fmt, movielens_table = "csv", True  # movies.csv with named columns: read it as the table it is
     if fmt == "movielens":
         movies = movielens.read_movies(path)
         texts = compose_texts(movies["title"], movies["categories"], None, len(movies))
         items = _with_texts(movies[["item_id", "categories"]], texts)
     else:
         items = _read_item_table(path, fmt, item_col, category_col, text_col, require_categories)
+        if movielens_table:
+            items["categories"] = [[c for c in cats if c != movielens.NO_GENRE] for cats in items["categories"]]
     if len(items) == 0:
         raise DataFormatError(f"{path}: no items (the file has no data rows)")
     return items

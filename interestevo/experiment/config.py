@@ -65,14 +65,16 @@ class ExperimentConfig:
         if self.data.split not in SPLITS:
             raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
 
-    def check_text_options(self) -> None:
-        """Refuse text options that would be silently ignored (checked when a run starts, not when
+    def check_item_options(self) -> None:
+        """Refuse item-file options that would be silently ignored (checked when a run starts, not when
         a finished run's config.json is read)."""
         if self.data.asks_for_text and not self.uses_text:
             raise ValueError(f"--text-model and --text-col apply to text models; add one to --models, "
                              f"e.g. timelstm{TEXT_SUFFIX}")
         if self.data.text_col is not None and self.data.path is None:
             raise ValueError("--text-col names a column of the --items file; synthetic items have their own texts")
+        if self.data.category_col is not None and self.data.items is None:
+            raise ValueError("--category-col names a column of the --items file; pass --items")
 
     @property
     def uses_text(self) -> bool:

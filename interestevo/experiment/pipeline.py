@@ -53,7 +53,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
         config.out = str(run.root)
         if not resume:
-            config.check_text_options()
+            config.check_item_options()
         if ctx.is_main and not resume and run.root.exists() and any(run.root.iterdir()):
             raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
                              f"--resume to continue the run in it (nothing there is overwritten)")

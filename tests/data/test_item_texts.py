@@ -116,6 +116,8 @@ def test_items_that_cleaning_removed_do_not_return_from_the_item_file():
 
 
 def test_movies_csv_with_a_named_text_column_is_read_as_a_table(tmp_path):
-    path = write(tmp_path / "movies.csv", "movieId,title,genres,overview\n1,Heat (1995),Crime,A cop and a thief\n")
+    path = write(tmp_path / "movies.csv", "movieId,title,genres,overview\n1,Heat (1995),Crime,A cop and a thief\n"
+                                          "2,Void (2001),(no genres listed),\n")
     items = read_items(path, text_col="overview")
-    assert items.to_dict("list") == {"item_id": [1], "categories": [["Crime"]], "text": ["A cop and a thief"]}
+    assert items.to_dict("list") == {"item_id": [1, 2], "categories": [["Crime"], []],
+                                     "text": ["A cop and a thief", None]}
