@@ -161,6 +161,10 @@ def _train(args) -> int:
     if os.environ.get("RANK", "0") == "0":
         print(_metrics_table(result.metrics))
         print(_cold_start_table(result.outcomes))
+        unseen = next(iter(result.outcomes.values())).by_item_frequency["unseen"]["count"]
+        if config.data.path is None and unseen == 0:
+            print("(no test target is an item unseen in training; for new items, try "
+                  "--split temporal --synthetic-new-items 0.1)")
         print(f"\nrun directory: {result.run.root}")
     return 0
 
