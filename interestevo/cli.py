@@ -199,7 +199,7 @@ def _config_from_args(args):
                       user_col=args.user_col, item_col=args.item_col, time_col=args.time_col, split=args.split,
                       k_core=args.k_core, category_col=args.category_col, text_col=args.text_col,
                       text_cache=_absolute(args.text_cache),
-                      text_model=_absolute(args.text_model) if _is_path(args.text_model) else args.text_model,
+                      text_model=_absolute(args.text_model) if _names_a_path(args.text_model) else args.text_model,
                       synthetic=synthetic)
     model = replace(ModelConfig(), **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
                                             num_layers="num_layers", decay="decay"))
@@ -216,8 +216,10 @@ def _absolute(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
-def _is_path(name: str | None) -> bool:
-    return name is not None and (os.path.exists(os.path.expanduser(name)) or name.startswith((".", "/", "~")))
+def _names_a_path(name: str | None) -> bool:
+    from .text.encoder import names_a_path
+
+    return name is not None and names_a_path(name)
 
 
 def _given(args, **fields) -> dict:

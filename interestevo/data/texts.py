@@ -15,7 +15,7 @@ def compose_texts(titles: Sequence | None, categories: Sequence[list] | None,
                   descriptions: Sequence | None, count: int) -> list[str | None]:
     """``"Title. Genre A, Genre B. Description"`` per item, skipping missing parts; None when an
     item has none of them (it then gets the model's learned fallback vector)."""
-    parts = [_strings(titles, count), _joined(categories, count), _strings(descriptions, count)]
+    parts = [clean_texts(titles, count), _joined(categories, count), clean_texts(descriptions, count)]
     texts = []
     for pieces in zip(*parts):
         present = [p for p in pieces if p]
@@ -23,12 +23,9 @@ def compose_texts(titles: Sequence | None, categories: Sequence[list] | None,
     return texts
 
 
-def clean_texts(values: Sequence, count: int) -> list[str | None]:
-    """A text column as stripped strings; missing and blank values become None."""
-    return _strings(values, count)
-
-
-def _strings(values, count: int) -> list[str | None]:
+def clean_texts(values: Sequence | None, count: int) -> list[str | None]:
+    """A text column as strings with whitespace collapsed; missing and blank values (or no
+    column: ``values`` None) become None."""
     if values is None:
         return [None] * count
     out = []

@@ -99,11 +99,17 @@ def _quiet_loading():
             hf_logging.enable_progress_bar()
 
 
+def names_a_path(name: str) -> bool:
+    """Whether ``--text-model`` names files (an existing path, or one written as a path) rather
+    than a model name such as ``all-MiniLM-L6-v2``."""
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~"))
+
+
 def _resolve(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         return path.resolve()
-    if path.exists() or name.startswith((".", "/", "~")):
+    if names_a_path(name):
         problem = "is not a directory" if path.exists() else "does not exist"
         raise TextModelError(f"text model {name!r}: {path} {problem}")
     bare = name.lower().removeprefix("sentence-transformers/")

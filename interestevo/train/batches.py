@@ -54,9 +54,7 @@ def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
     target_events = np.asarray(target_events, dtype=np.int64)
     if len(target_events) == 0:
         return []
-    event_user = np.asarray(inter.user)[target_events]
-    last = np.full(inter.num_users + 1, -1, dtype=np.int64)
-    np.maximum.at(last, event_user, target_events)
+    last = _last_targets(inter, target_events)
     users = np.nonzero(last >= 0)[0]
     offsets = np.asarray(inter.user_offsets)
     starts = offsets[users]
@@ -92,9 +90,15 @@ def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
 def training_item_counts(inter, target_events: np.ndarray) -> np.ndarray:
     """int64 (num_items + 1,): how often each item occurs in the events training reads, i.e. every
     user's events up to their last target in ``target_events``. Items at 0 are cold."""
-    target_events = np.asarray(target_events, dtype=np.int64)
     user = np.asarray(inter.user)
-    last = np.full(inter.num_users + 1, -1, dtype=np.int64)
-    np.maximum.at(last, user[target_events], target_events)
-    read = np.arange(len(user)) <= last[user]
+    read = np.arange(len(user)) <= _last_targets(inter, target_events)[user]
     return np.bincount(np.asarray(inter.item)[read], minlength=inter.num_items + 1).astype(np.int64)
+
+
+def _last_targets(inter, target_events: np.ndarray) -> np.ndarray:
+    """int64 (num_users + 1,): each user's last event in ``target_events``, -1 for users without one.
+    A user's row, in training and evaluation alike, runs from their first event to it."""
+    target_events = np.asarray(target_events, dtype=np.int64)
+    last = np.full(inter.num_users + 1, -1, dtype=np.int64)
+    np.maximum.at(last, np.asarray(inter.user)[target_events], target_events)
+    return last
