@@ -6,13 +6,14 @@ from types import SimpleNamespace
 import torch
 
 from .base import SequenceRecommender, State
-from .config import MODEL_NAMES, TEXT_SUFFIX, ModelConfig, split_model_name
+from .config import EXTRA_MODEL_NAMES, MODEL_NAMES, TEXT_SUFFIX, ModelConfig, split_model_name
 from .forecast import interest_forecast
 from .popularity import PopularityRec
 from .rnn_rec import RNNRec
+from .sasrec import SASRec
 from .time_lstm_rec import TimeLSTMRec
 
-__all__ = ["MODEL_NAMES", "TEXT_SUFFIX", "ModelConfig", "PopularityRec", "RNNRec", "SequenceRecommender",
+__all__ = ["EXTRA_MODEL_NAMES", "MODEL_NAMES", "TEXT_SUFFIX", "ModelConfig", "PopularityRec", "RNNRec", "SASRec", "SequenceRecommender",
            "State", "TimeLSTMRec", "build_model", "interest_forecast", "model_from_state", "split_model_name"]
 
 
@@ -28,6 +29,8 @@ def build_model(name: str, num_items: int, config: ModelConfig, item_categories:
         return PopularityRec(num_items, item_categories)
     if base in ("timelstm", "timelstm-no-dt"):
         return TimeLSTMRec(num_items, config, item_categories, use_time=base == "timelstm", text=text)
+    if base in ("sasrec", "tisasrec"):
+        return SASRec(num_items, config, item_categories, use_time=base == "tisasrec", text=text)
     return RNNRec(num_items, config, item_categories, cell=base, text=text)
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODEL_NAMES = ("timelstm", "lstm", "gru", "pop", "timelstm-no-dt")
+MODEL_NAMES = ("timelstm", "lstm", "gru", "sasrec", "pop", "timelstm-no-dt")
+#: further models, trained only when named in --models
+EXTRA_MODEL_NAMES = ("tisasrec",)
 #: appended to a neural model's name (``timelstm+text``): the same model with text item features
 TEXT_SUFFIX = "+text"
 
@@ -18,13 +20,18 @@ class ModelConfig:
     dropout: float = 0.1  # on item embeddings, and between recurrent layers
     decay: str = "exp"  # TimeLSTM decay mode: "exp", "log" or "none"
     id_dropout: float = 0.25  # +text models: chance an item's id part is hidden in training
+    attention_layers: int = 2  # sasrec/tisasrec: transformer blocks (RecBole's defaults)
+    attention_heads: int = 2
+    attention_dropout: float = 0.5
+    max_history: int = 50  # sasrec/tisasrec: the last items each event attends to
 
 
 def split_model_name(name: str) -> tuple[str, bool]:
     """``("timelstm", True)`` for ``"timelstm+text"``; ValueError names a model that does not exist."""
     base, with_text = (name[:-len(TEXT_SUFFIX)], True) if name.endswith(TEXT_SUFFIX) else (name, False)
-    if base not in MODEL_NAMES or (with_text and base == "pop"):
-        neural = [m for m in MODEL_NAMES if m != "pop"]
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}, or a neural one "
+    known = MODEL_NAMES + EXTRA_MODEL_NAMES
+    if base not in known or (with_text and base == "pop"):
+        neural = [m for m in known if m != "pop"]
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(known)}, or a neural one "
                          f"with {TEXT_SUFFIX} ({', '.join(m + TEXT_SUFFIX for m in neural)})")
     return base, with_text

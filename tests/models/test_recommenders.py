@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from interestevo.models import MODEL_NAMES, ModelConfig, build_model, interest_forecast
+from interestevo.models import EXTRA_MODEL_NAMES, MODEL_NAMES, ModelConfig, build_model, interest_forecast
 
 NUM_ITEMS, CATEGORIES = 30, 4
-NEURAL = [m for m in MODEL_NAMES if m != "pop"]
+NEURAL = [m for m in MODEL_NAMES + EXTRA_MODEL_NAMES if m != "pop"]
 
 
 def make(name, num_layers=1, categories=True):
@@ -82,7 +82,8 @@ def test_project_with_the_next_gap_equals_the_next_query(name):
 
 def test_only_the_time_aware_model_reacts_to_the_gap():
     items, dt, lengths = sequences(batch=1, steps=5)
-    for name, reacts in [("timelstm", True), ("timelstm-no-dt", False), ("lstm", False), ("gru", False)]:
+    for name, reacts in [("timelstm", True), ("timelstm-no-dt", False), ("lstm", False), ("gru", False),
+                         ("sasrec", False), ("tisasrec", False)]:
         model = make(name)
         _, state = model(items, dt, torch.tensor([5]), model.initial_state(1))
         hour, month = model.project(state, torch.tensor([1.0])), model.project(state, torch.tensor([720.0]))
@@ -112,3 +113,52 @@ def test_popularity_ranks_by_training_counts():
     model.fit(torch.tensor([2, 2, 2, 3, 3, 1]))
     logits = model.score(torch.zeros(1, 1))
     assert logits[0, 1:].argsort(descending=True).tolist() == [1, 2, 0, 3]  # items 2, 3, 1, 4
+
+
+@pytest.mark.parametrize("name", ["sasrec", "tisasrec"])
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_attention_reads_the_same_history_in_windows_of_any_size(name, window):
+    # The carried memory makes a short max_history window slide exactly, one event at a time too.
+    torch.manual_seed(0)
+    model = build_model(name, NUM_ITEMS, ModelConfig(embedding_size=8, max_history=4)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # the zero-initialised biases matter too
+    items, dt, lengths = sequences(batch=3, steps=11)
+    items[1, 8:], items[2, 2:] = 0, 0
+    whole, final = model(items, dt, lengths, model.initial_state(3))
+    state = model.initial_state(3)
+    for start in range(0, 11, window):
+        active = int((lengths > start).sum())
+        state = tuple(s[:, :active] for s in state)
+        part, state = model(items[:active, start:start + window], dt[:active, start:start + window],
+                            (lengths[:active] - start).clamp(max=window), state)
+        for row in range(active):
+            n = min(int(lengths[row]) - start, window)
+            torch.testing.assert_close(part[row, :n], whole[row, start:start + n], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state[3], final[3][:, :active], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_sees_only_the_last_max_history_events_in_one_block():
+    model = build_model("sasrec", NUM_ITEMS, ModelConfig(embedding_size=8, max_history=3,
+                                                          attention_layers=1)).eval()
+    items, dt, lengths = sequences(batch=1, steps=6)
+    changed = items.clone()
+    changed[0, 0] = items[0, 0] % NUM_ITEMS + 1
+    a, _ = model(items, dt, lengths, model.initial_state(1))
+    b, _ = model(changed, dt, lengths, model.initial_state(1))
+    assert not torch.allclose(a[:, 1:4], b[:, 1:4])  # events 1..3 read event 0
+    torch.testing.assert_close(a[:, 4:], b[:, 4:])  # event 4 reads events 1..3 only
+
+
+def test_time_interval_bias_only_in_the_time_aware_attention():
+    items, dt, lengths = sequences(batch=1, steps=6)
+    for name, reacts in [("sasrec", False), ("tisasrec", True)]:
+        torch.manual_seed(0)
+        model = build_model(name, NUM_ITEMS, ModelConfig(embedding_size=8)).eval()
+        if model.time_bias is not None:
+            with torch.no_grad():
+                model.time_bias.normal_()
+        a, _ = model(items, dt, lengths, model.initial_state(1))
+        b, _ = model(items, dt * 100, lengths, model.initial_state(1))
+        assert torch.allclose(a, b) != reacts, name
