@@ -192,7 +192,7 @@ class InterestTracker:
         """(B,) unix seconds of each user's last applied event."""
         return self.last_time[self._slots(users)].copy()
 
-    def _project(self, users, at) -> tuple[np.ndarray, torch.Tensor]:
+    def _project(self, users, at) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         slots = self._slots(users)
         at = _as_seconds(time.time() if at is None else at, len(slots))
         early = np.flatnonzero(at < self.last_time[slots])
@@ -202,7 +202,7 @@ class InterestTracker:
                              f"user's last event at {int(self.last_time[slots[i]])}")
         slot_t = torch.from_numpy(slots).to(self.device)
         state = tuple(s[:, slot_t] for s in self.state)
-        return slots, self.model.project(state, self._gaps(slots, at))
+        return slots, self.model.project(state, self._gaps(slots, at)), torch.from_numpy(at).to(self.device)
 
     @torch.no_grad()
     def recommend(self, users, at=None, k: int = 10, exclude_seen: bool = False) -> Recommendations:
@@ -211,8 +211,8 @@ class InterestTracker:
         The interest is projected from each user's last event to ``at``, so the same history gives
         different recommendations an hour and a month later (for models that use time).
         """
-        slots, queries = self._project(users, at)
-        logits = self.model.score(queries).float()
+        slots, queries, at = self._project(users, at)
+        logits = self.model.score(queries, at).float()
         if exclude_seen:
             rows = [r for r, s in enumerate(slots) for _ in self.seen[s]]
             cols = [i for s in slots for i in self.seen[s]]
@@ -228,8 +228,8 @@ class InterestTracker:
         categories = self.model.items.categories
         if categories is None:
             raise ValueError("the model has no item categories, so it cannot forecast interest over them")
-        _, queries = self._project(users, at)
-        return interest_forecast(self.model.score(queries), categories).cpu()
+        _, queries, at = self._project(users, at)
+        return interest_forecast(self.model.score(queries, at), categories).cpu()
 
     # --------------------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:

@@ -67,22 +67,47 @@ class SequenceRecommender(nn.Module):
         """(B, D) interest at a request made ``delta`` (B,) time units after the last event."""
         raise NotImplementedError
 
-    def score(self, queries: torch.Tensor) -> torch.Tensor:
-        """(..., num_items + 1) logits over the catalogue; the padding item 0 scores -inf (and,
-        in training, cold items: see :class:`ItemEncoder`)."""
+    def observe_log(self, inter) -> None:
+        """See the whole log before training (a model whose scores depend on what happens in the
+        catalogue over time, such as item activity, keeps what it needs); nothing by default."""
+
+    def time_scores(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None):
+        """Score terms that depend on the request time ``at`` (unix seconds); None: no such terms."""
+        return None
+
+    def score(self, queries: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., num_items + 1) logits over the catalogue at request times ``at`` (..., unix
+        seconds; needed by models with time-dependent terms); the padding item 0 scores -inf
+        (and, in training, cold items: see :class:`ItemEncoder`)."""
         vectors, bias = self.items.lookup()
         logits = queries @ vectors.t() + bias
+        logits = self._add_time_scores(logits, queries, at)
         excluded = self.items.excluded()
         if excluded is not None:
             return logits.masked_fill(excluded, float("-inf"))
         return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
 
-    def score_items(self, queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def score_items(self, queries: torch.Tensor, candidates: torch.Tensor,
+                    at: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) logits of ``candidates`` (M, K) or (K,) for ``queries`` (M, D): sampled softmax."""
         vectors, bias = self.items.lookup(candidates)
         if candidates.dim() == 1:
             logits = queries @ vectors.t() + bias
         else:
             logits = (vectors @ queries.unsqueeze(-1)).squeeze(-1) + bias
+        logits = self._add_time_scores(logits, queries, at, candidates)
         excluded = self.items.excluded(candidates)
         return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))
+
+    def _add_time_scores(self, logits, queries, at, items=None):
+        if at is None:
+            if self.needs_request_time:
+                raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
+            return logits
+        terms = self.time_scores(queries, at, items)
+        return logits if terms is None else logits + terms.to(logits.dtype)
+
+    @property
+    def needs_request_time(self) -> bool:
+        """Whether :meth:`score` needs ``at``."""
+        return False

@@ -24,6 +24,7 @@ class ModelConfig:
     attention_heads: int = 2
     attention_dropout: float = 0.5
     max_history: int = 50  # sasrec/tisasrec: the last items each event attends to
+    item_activity: bool = True  # timelstm: score items by their recent activity in the log too
 
 
 def split_model_name(name: str) -> tuple[str, bool]:

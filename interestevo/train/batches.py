@@ -19,6 +19,7 @@ class SequenceBatch:
     events: torch.Tensor  # (B, T) global event indices, -1 past a row's length
     items: torch.Tensor  # (B, T) item indices, 0 past a row's length
     dt: torch.Tensor  # (B, T) time since the user's previous event
+    times: torch.Tensor  # (B, T) int64 unix seconds of each event, 0 past a row's length
     lengths: torch.Tensor  # (B,) events per row, non-increasing
     targets: torch.Tensor  # (B, T) positions whose event is a target
 
@@ -34,13 +35,13 @@ class SequenceBatch:
             cols = slice(start, start + size)
             yield start, SequenceBatch(
                 users=self.users[:active], events=self.events[:active, cols], items=self.items[:active, cols],
-                dt=self.dt[:active, cols], lengths=(lengths[:active] - start).clamp(max=size),
+                dt=self.dt[:active, cols], times=self.times[:active, cols], lengths=(lengths[:active] - start).clamp(max=size),
                 targets=self.targets[:active, cols],
             )
 
     def to(self, device) -> "SequenceBatch":
         return SequenceBatch(*(getattr(self, f).to(device) for f in
-                               ("users", "events", "items", "dt", "lengths", "targets")))
+                               ("users", "events", "items", "dt", "times", "lengths", "targets")))
 
 
 def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
@@ -66,6 +67,7 @@ def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
     is_target = np.zeros(len(inter.item), dtype=bool)
     is_target[target_events] = True
     items, dt = np.asarray(inter.item), np.asarray(inter.dt, dtype=np.float32)
+    timestamps = np.asarray(inter.timestamp, dtype=np.int64)
     batches = []
     for lo in range(0, len(users), batch_size):
         sl = slice(lo, lo + batch_size)
@@ -79,6 +81,7 @@ def sequence_batches(inter, target_events: np.ndarray, batch_size: int,
             events=torch.from_numpy(events),
             items=torch.from_numpy(np.where(valid, items[safe], 0).astype(np.int64)),
             dt=torch.from_numpy(np.where(valid, dt[safe], 0.0).astype(np.float32)),
+            times=torch.from_numpy(np.where(valid, timestamps[safe], 0)),
             lengths=torch.from_numpy(lengths[sl].copy()),
             targets=torch.from_numpy(valid & is_target[safe]),
         ))

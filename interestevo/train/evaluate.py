@@ -68,10 +68,10 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
     for batch in sequence_batches(inter, target_events, batch_size):
         for win, queries in read_windows(model, batch.to(device), window, amp):
             rows = queries[win.targets].float()  # autocast may hand back bfloat16
-            targets = win.items[win.targets]
+            targets, at = win.items[win.targets], win.times[win.targets]
             parts["events"].append(win.events[win.targets].cpu())
             for lo in range(0, len(rows), ROWS_PER_CHUNK):
-                logits = model.score(rows[lo:lo + ROWS_PER_CHUNK]).float()
+                logits = model.score(rows[lo:lo + ROWS_PER_CHUNK], at[lo:lo + ROWS_PER_CHUNK]).float()
                 chunk_targets = targets[lo:lo + ROWS_PER_CHUNK]
                 parts["ranks"].append(target_ranks(logits, chunk_targets).cpu())
                 if categories is not None:

@@ -48,14 +48,14 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, items, dt, lengths, targets, state, negatives: torch.Tensor | None = None):
+    def forward(self, items, dt, times, lengths, targets, state, negatives: torch.Tensor | None = None):
         queries, state = self.model(items, dt, lengths, state)
-        rows, labels = queries[targets], items[targets]
+        rows, labels, at = queries[targets], items[targets], times[targets]
         if negatives is None:
-            logits = self.model.score(rows)
+            logits = self.model.score(rows, at)
         else:
-            positive = self.model.score_items(rows, labels.unsqueeze(1))
-            sampled = self.model.score_items(rows, negatives)
+            positive = self.model.score_items(rows, labels.unsqueeze(1), at)
+            sampled = self.model.score_items(rows, negatives, at)
             # A sampled negative that is the target itself must not be pushed down.
             sampled = sampled.masked_fill(negatives.unsqueeze(0) == labels.unsqueeze(1), float("-inf"))
             logits = torch.cat([positive, sampled], dim=1)
@@ -77,6 +77,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
     ctx = ctx or Distributed(device=resolve_device(config.device))
     device = ctx.device
     model.mark_trained_items(training_item_counts(inter, train_events))
+    model.observe_log(inter)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     objective = Objective(model)
@@ -160,7 +161,7 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
             sync = runner.no_sync() if ctx.enabled and not last else contextlib.nullcontext()
             with sync:
                 with _autocast(device, config.amp):
-                    loss, state = runner(win.items, win.dt, win.lengths, win.targets, state, negatives)
+                    loss, state = runner(win.items, win.dt, win.times, win.lengths, win.targets, state, negatives)
                 (loss / num_targets).backward()
             state = tuple(s.detach().float() for s in state)
             total += float(loss.detach())

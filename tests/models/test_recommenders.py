@@ -31,7 +31,7 @@ def test_scores_cover_catalogue_and_never_padding(name):
     model = make(name)
     items, dt, lengths = sequences()
     queries, state = model(items, dt, lengths, model.initial_state(3))
-    logits = model.score(queries)
+    logits = model.score(queries, torch.zeros(3, 9, dtype=torch.long))
     assert logits.shape == (3, 9, NUM_ITEMS + 1)
     assert torch.isneginf(logits[..., 0]).all() and torch.isfinite(logits[..., 1:]).all()
     forecast = interest_forecast(logits, model.items.categories)
@@ -99,7 +99,7 @@ def test_models_work_without_categories():
     model = make("timelstm", categories=False)
     items, dt, lengths = sequences()
     queries, _ = model(items, dt, lengths, model.initial_state(3))
-    assert model.score(queries).shape == (3, 9, NUM_ITEMS + 1)
+    assert model.score(queries, torch.zeros(3, 9, dtype=torch.long)).shape == (3, 9, NUM_ITEMS + 1)
     assert model.items.categories is None
 
 
@@ -162,3 +162,45 @@ def test_time_interval_bias_only_in_the_time_aware_attention():
         a, _ = model(items, dt, lengths, model.initial_state(1))
         b, _ = model(items, dt * 100, lengths, model.initial_state(1))
         assert torch.allclose(a, b) != reacts, name
+
+
+def activity_model(**config):
+    torch.manual_seed(0)
+    model = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, **config)).eval()
+    day = 86_400
+    # item 1: busy long ago; item 2: busy in the last day before t = 100 days; item 3: never
+    items = [1] * 20 + [2] * 5
+    times = [day * 10 + i for i in range(20)] + [day * 100 - 7200 + i for i in range(5)]
+    model.observe_log(type("Log", (), {"item": items, "timestamp": times})())
+    return model, day
+
+
+def test_item_activity_counts_only_events_before_the_request_hour():
+    model, day = activity_model()
+    features = model.activity.features(torch.tensor([day * 100, day * 100 - 7200, day * 5]))
+    day_window, all_time = features[:, 0].expm1().round(), features[:, -1].expm1().round()
+    assert day_window[0].tolist() == [0, 0, 5, 0, 0] and all_time[0].tolist() == [0, 20, 5, 0, 0]
+    assert all_time[1].tolist() == [0, 20, 0, 0, 0]  # events of the request's own hour never count
+    assert all_time[2].tolist() == [0, 0, 0, 0, 0]  # nothing had happened yet
+
+
+def test_item_activity_moves_scores_with_the_request_time_and_survives_a_reload():
+    model, day = activity_model()
+    with torch.no_grad():
+        model.activity.weights.bias.fill_(1.0)
+    query = torch.randn(1, 8)
+    recent, early = model.score(query, torch.tensor([day * 100])), model.score(query, torch.tensor([day * 5]))
+    assert (recent - early)[0, 2] > 1.0 and torch.allclose((recent - early)[0, 3:], torch.zeros(2))
+    rebuilt = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8)).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.score(query, torch.tensor([day * 100])), recent)
+    sampled = model.score_items(query, torch.tensor([2, 3]), torch.tensor([day * 100]))
+    torch.testing.assert_close(sampled, recent[:, [2, 3]])
+
+
+def test_a_model_with_item_activity_needs_the_request_time():
+    model, _ = activity_model()
+    with pytest.raises(ValueError, match="pass at="):
+        model.score(torch.randn(1, 8))
+    plain = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, item_activity=False))
+    assert plain.score(torch.randn(1, 8)).shape == (1, 5)
