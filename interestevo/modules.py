@@ -475,6 +475,9 @@ class TimeLSTMCell(nn.Module):
     def forward(self, input: Tensor, hx=None, *, dt=None) -> tuple[Tensor, Tensor]:
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):
             raise ValueError("TimeLSTMCell: expected input to be a 1D (unbatched) or 2D tensor")
+        if input.size(-1) != self.input_size:  # RuntimeError in nn.LSTMCell, ValueError before
+            raise ArgumentMismatchError(f"input.size(-1) must be equal to input_size. Expected "
+                                        f"{self.input_size}, got {input.size(-1)}")
         validation.check_input(input, self.input_size, self.weight_ih)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
@@ -484,6 +487,11 @@ class TimeLSTMCell(nn.Module):
         dt = validation.prepare_dt(dt, x, (batch,))
         if hx is not None and not batched and isinstance(hx, (tuple, list)):
             hx = tuple(s.unsqueeze(0) if isinstance(s, Tensor) else s for s in hx)
+        if isinstance(hx, (tuple, list)):
+            for index, state in enumerate(hx):
+                if isinstance(state, Tensor) and tuple(state.shape) != (batch, self.hidden_size):
+                    raise ArgumentMismatchError(f"Expected hidden[{index}] size "
+                                                f"{(batch, self.hidden_size)}, got {list(state.shape)}")
         h0, c0 = validation.prepare_state(hx, x, (batch, self.hidden_size))
         _, h, c = ops.time_lstm_layer(
             x.unsqueeze(0), dt.unsqueeze(0), None, h0, c0, self.weight_ih, self.weight_hh,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from interestevo import TimeLSTM
+from interestevo import TimeLSTM, TimeLSTMCell
 from interestevo.modules import ArgumentMismatchError
 from interestevo.reference import time_lstm_cell_ref
 
@@ -541,3 +541,17 @@ def test_variable_length_packed_equals_each_sequence_alone(bidirectional, proj_s
         torch.testing.assert_close(unpacked[:lengths[b], b], alone[:, 0], **TOLERANCES[torch.float64])
         torch.testing.assert_close(h_n[:, b], h[:, 0], **TOLERANCES[torch.float64])
         torch.testing.assert_close(c_n[:, b], c[:, 0], **TOLERANCES[torch.float64])
+
+
+def test_cell_size_errors_are_runtime_errors_like_nn_lstm_cell():
+    # PyTorch's test_RNN_cell_no_broadcasting, for the LSTM cell
+    cell, lstm_cell = TimeLSTMCell(10, 20), nn.LSTMCell(10, 20)
+    good = torch.randn(3, 20)
+    cases = [(torch.randn(3, 10), (torch.randn(1, 20), good)),   # hidden batch size
+             (torch.randn(3, 10), (good, torch.randn(3, 1))),    # hidden size
+             (torch.randn(3, 1), (good, good))]                  # input size
+    for inputs, hx in cases:
+        with pytest.raises(RuntimeError):
+            lstm_cell(inputs, hx)
+        with pytest.raises(ArgumentMismatchError):
+            cell(inputs, hx)
