@@ -555,3 +555,44 @@ def test_cell_size_errors_are_runtime_errors_like_nn_lstm_cell():
             lstm_cell(inputs, hx)
         with pytest.raises(ArgumentMismatchError):
             cell(inputs, hx)
+
+
+# ---- transforms: compile, vmap, functorch grad ------------------------------------------------
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_compile_fullgraph_bidirectional_matches_eager(proj_size):
+    torch.manual_seed(12)
+    module = TimeLSTM(4, 6, num_layers=2, bidirectional=True, proj_size=proj_size, batch_first=True)
+    inputs, dt, lengths = torch.randn(3, 5, 4), torch.rand(3, 5), torch.tensor([5, 2, 4])
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    for actual, expected in zip(compiled(inputs, dt=dt, lengths=lengths),
+                                module(inputs, dt=dt, lengths=lengths)):
+        torch.testing.assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_vmap_over_independent_batches_equals_a_loop(proj_size):
+    torch.manual_seed(13)
+    module = TimeLSTM(3, 4, bidirectional=True, proj_size=proj_size)
+    inputs, dt = torch.randn(3, 5, 2, 3), torch.rand(5, 2)  # dt shared: its value checks read it
+    mapped = torch.func.vmap(lambda x: module(x, dt=dt)[0])(inputs)
+    looped = torch.stack([module(x, dt=dt)[0] for x in inputs])
+    torch.testing.assert_close(mapped, looped)
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_func_grad_on_the_plain_pytorch_path(reference_mode, proj_size):
+    # the fused op's autograd does not support functorch's grad; the reference and proj paths do
+    reference_mode()
+    torch.manual_seed(14)
+    module = TimeLSTM(3, 4, bidirectional=True, proj_size=proj_size)
+    inputs, dt = torch.randn(5, 2, 3), torch.rand(5, 2)
+
+    def loss(params):
+        return torch.func.functional_call(module, params, (inputs,), {"dt": dt})[0].square().sum()
+
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    grads = torch.func.grad(loss)(params)
+    expected = torch.autograd.grad(loss(dict(module.named_parameters())), list(module.parameters()))
+    for (name, grad), wanted in zip(grads.items(), expected):
+        torch.testing.assert_close(grad, wanted, msg=lambda m: f"{name}: {m}")
