@@ -340,8 +340,7 @@ class TimeLSTM(nn.Module):
         if input.dim() not in (2, 3):
             raise ValueError(f"TimeLSTM: expected input to be 2D (unbatched) or 3D, got {input.dim()}D")
         batched = input.dim() == 3
-        batch_dim = 0 if self.batch_first and batched else 1
-        self.check_input(input if batched else input.unsqueeze(batch_dim), None)
+        self.check_input(input if batched else input.unsqueeze(1), None)
         dt = validation.prepare_dt(dt, input, input.shape[:-1])  # checked in the caller's layout
         if not batched:
             if lengths is not None:
