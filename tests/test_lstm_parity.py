@@ -125,6 +125,21 @@ def test_packed_and_lengths_match_nn_lstm_packed(dtype, layout, batch_first):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
+def test_reference_fallback_matches_nn_lstm_too(reference_mode, layout):
+    reference_mode()  # the path taken without the compiled extension
+    lstm, time_lstm = twins(torch.float64, seed=2, num_layers=2, **layout)
+    lengths = torch.tensor([2, 5, 4])
+    padded = torch.randn(5, 3, 4, dtype=torch.float64)
+    hx = random_state(lstm, 3, torch.float64)
+    packed = pack_padded_sequence(padded, lengths, enforce_sorted=False)
+    expected, (h_e, c_e) = lstm(packed, hx)
+    output, (h_n, c_n) = time_lstm(padded, hx, lengths=lengths)
+    torch.testing.assert_close(output, pad_packed_sequence(expected)[0], **TOLERANCES[torch.float64])
+    torch.testing.assert_close(h_n, h_e, **TOLERANCES[torch.float64])
+    torch.testing.assert_close(c_n, c_e, **TOLERANCES[torch.float64])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 def test_parameter_names_shapes_order_and_all_weights_are_nn_lstm_s(layout):
     lstm = nn.LSTM(4, 6, num_layers=3, **layout)
     time_lstm = TimeLSTM(4, 6, num_layers=3, decay="none", decomposition=False, **layout)
@@ -307,6 +322,20 @@ def test_weight_norm_through_the_rnn_helpers(name, proj_size):
     assert sum(isinstance(p, nn.Parameter) for p in module._flat_weights) == parameters
     assert name in module._parameters and name in dict(module.named_parameters())
     assert not any(n.startswith(f"{name}_") for n in dict(module.named_parameters()))
+
+
+def test_weight_norm_through_parametrizations():
+    torch.manual_seed(4)
+    module = TimeLSTM(8, 8, bidirectional=True, proj_size=4)
+    inputs = torch.randn(3, 2, 8)
+    expected, _ = module(inputs)
+    torch.nn.utils.parametrizations.weight_norm(module, "weight_hr_l0_reverse")
+    assert sum(isinstance(p, nn.Parameter) for p in module._flat_weights) == \
+        len(module._flat_weights) - 1
+    output, _ = module(inputs)
+    torch.testing.assert_close(output, expected)
+    output.sum().backward()
+    assert module.parametrizations.weight_hr_l0_reverse.original1.grad.abs().sum() > 0
 
 
 def test_tied_weights_like_cudnn_weight_tying():
