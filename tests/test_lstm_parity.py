@@ -157,6 +157,18 @@ def test_parameter_names_shapes_order_and_all_weights_are_nn_lstm_s(layout):
     assert time_lstm.get_expected_cell_size(x, None) == lstm.get_expected_cell_size(x, None)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
+def test_weights_copied_through_all_weights_give_nn_lstm_s_outputs(layout):
+    # how PyTorch's cpu-vs-cudnn comparisons copy one RNN's weights into another
+    lstm = nn.LSTM(4, 5, num_layers=2, **layout).double()
+    time_lstm = TimeLSTM(4, 5, num_layers=2, decay="log", **layout).double()
+    for time_layer, lstm_layer in zip(time_lstm.all_weights, lstm.all_weights):
+        for time_weight, lstm_weight in zip(time_layer, lstm_layer):  # the extra ones come last
+            time_weight.data.copy_(lstm_weight.data)
+    inputs = torch.randn(5, 2, 4, dtype=torch.float64)
+    torch.testing.assert_close(time_lstm(inputs)[0], lstm(inputs)[0], **TOLERANCES[torch.float64])
+
+
 def test_time_aware_parameters_follow_each_layer_and_direction():
     module = TimeLSTM(3, 4, bidirectional=True, proj_size=2)  # decay="exp", decomposition=True
     assert module._all_weights == [
