@@ -7,11 +7,16 @@ the time elapsed between events.
 >>> output, (h_n, c_n) = rnn(x, dt=dt, lengths=torch.tensor([10, 7, 3, 1]))
 >>> output.shape, h_n.shape
 (torch.Size([4, 10, 16]), torch.Size([2, 4, 16]))
+>>> bi = interestevo.TimeLSTM(8, 16, bidirectional=True, proj_size=4)
+>>> output, (h_n, c_n) = bi(x.transpose(0, 1), dt=dt.t())
+>>> output.shape, h_n.shape, c_n.shape
+(torch.Size([10, 4, 8]), torch.Size([2, 4, 4]), torch.Size([2, 4, 16]))
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Optional
 
@@ -20,32 +25,82 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import ops, validation
+from . import ops, reference, validation
 from .reference import DECAY_MODES
 
 # Decay rates softplus(rho) are spread log-uniformly over this range (per unit of dt): memories of
 # many timescales, from ~1000 units of dt down to ~1.
 DECAY_RATE_RANGE = (1e-3, 1.0)
 
+# One layer's parameters in nn.LSTM's order, then the time-aware ones (absent ones are skipped).
+LAYER_PARAMETER_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr",
+                         "weight_decomp", "bias_decomp", "decay_rate")
+
+
+class ArgumentMismatchError(ValueError, RuntimeError):
+    """An input or state that does not fit the module (size, batch, device, dtype of hx).
+
+    nn.LSTM raises RuntimeError here and interestevo used to raise ValueError: this error is both,
+    so code written to catch either keeps working.
+    """
+
+
+def _check_integer(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value < minimum:
+        bound = "a positive integer (greater than zero)" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+
 
 def _check_options(input_size: int, hidden_size: int, decay: str) -> None:
+    _check_integer("input_size", input_size, 1)
+    _check_integer("hidden_size", hidden_size, 1)
     if decay not in DECAY_MODES:
         raise ValueError(f"decay must be one of {DECAY_MODES}, got {decay!r}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_sequence_options(num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+                            hidden_size) -> bool:
+    """nn.LSTM's checks with its error types; returns bidirectional as a bool."""
+    _check_flag("bias", bias)
+    _check_flag("batch_first", batch_first)
+    _check_integer("num_layers", num_layers, 1)
+    if isinstance(bidirectional, int) and bidirectional in (0, 1):  # nn.LSTM accepts 0/1 too
+        bidirectional = bool(bidirectional)
+    _check_flag("bidirectional", bidirectional)
+    if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+        raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+    if proj_size < 0:
+        raise ValueError(
+            f"proj_size should be a positive integer or zero to disable projections, got {proj_size}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} "
+                         f"and hidden_size={hidden_size}")
+    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        raise ValueError(f"dropout should be a number in [0, 1] (the probability of zeroing an "
+                         f"element between layers), got {dropout!r}")
+    return bidirectional
 
 
 def _layer_parameters(input_size: int, hidden_size: int, bias: bool, decay: str,
-                      decomposition: bool, factory: dict) -> dict[str, nn.Parameter]:
-    """One layer's parameters, named like nn.LSTM's (the caller adds the _l{k} suffix)."""
+                      decomposition: bool, factory: dict, proj_size: int = 0) -> dict[str, nn.Parameter]:
+    """One layer's parameters, named and ordered like nn.LSTM's (the caller adds the _l{k} suffix)."""
     def new(*shape):
         return nn.Parameter(torch.empty(*shape, **factory))
 
-    params = {"weight_ih": new(4 * hidden_size, input_size), "weight_hh": new(4 * hidden_size, hidden_size)}
+    state_size = proj_size or hidden_size
+    params = {"weight_ih": new(4 * hidden_size, input_size), "weight_hh": new(4 * hidden_size, state_size)}
     if bias:
         params["bias_ih"] = new(4 * hidden_size)
         params["bias_hh"] = new(4 * hidden_size)
+    if proj_size:
+        params["weight_hr"] = new(proj_size, hidden_size)
     if decomposition:
         params["weight_decomp"] = new(hidden_size, hidden_size)
         if bias:
@@ -68,64 +123,206 @@ def _init_parameters(module: nn.Module, hidden_size: int) -> None:
                 param.uniform_(-bound, bound)
 
 
+def _reversal_index(lengths: Optional[Tensor], steps: int, device) -> Optional[Tensor]:
+    """(T, B) index: step t of row b's reversed sequence reads step lengths[b]-1-t; padding stays put.
+    None without lengths (then every row is reversed whole)."""
+    if lengths is None:
+        return None
+    t = torch.arange(steps, device=device).unsqueeze(1)
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+def _reverse(sequence: Tensor, index: Optional[Tensor]) -> Tensor:
+    """Each row's real steps in reverse order (its own inverse: applying it twice is the identity)."""
+    if index is None:
+        return sequence.flip(0)
+    index = index.view(*index.shape, *([1] * (sequence.dim() - 2))).expand_as(sequence)
+    return sequence.gather(0, index)
+
+
+def _gaps_to_next_event(dt: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """next[t] = dt[t + 1], the time from event t to event t + 1; 0 at each row's last real event.
+    The reverse direction reaches event t from event t + 1, so this is the time it has to forget."""
+    following = torch.cat([dt[1:], dt.new_zeros(1, dt.shape[1])])
+    if lengths is None:
+        return following
+    t = torch.arange(dt.shape[0], device=dt.device).unsqueeze(1)
+    return torch.where(t + 1 < lengths, following, torch.zeros_like(following))
+
+
+def _projected_layer(x: Tensor, dt: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor,
+                     weights: dict, decay: str, decomposition: bool):
+    """One layer with nn.LSTM's projection h_t = W_hr (o_t * tanh(c_t)), step by step on the
+    reference cell: the fused op has no projection. Same masking as the op: steps past a row's
+    length keep its state and output zeros."""
+    h, c = h0, c0
+    outputs = []
+    for t in range(x.shape[0]):
+        unprojected, c_new = reference.time_lstm_cell_ref(
+            x[t], dt[t], h, c, weights["weight_ih"], weights["weight_hh"], weights["bias_ih"],
+            weights["bias_hh"], weights["weight_decomp"], weights["bias_decomp"],
+            weights["decay_rate"], decay, decomposition)
+        h_new = F.linear(unprojected, weights["weight_hr"])
+        if lengths is None:
+            h, c = h_new, c_new
+            outputs.append(h_new)
+        else:
+            active = (t < lengths).unsqueeze(1)
+            h, c = torch.where(active, h_new, h), torch.where(active, c_new, c)
+            outputs.append(torch.where(active, h_new, torch.zeros_like(h_new)))
+    if not outputs:
+        return x.new_zeros(0, h0.shape[0], h0.shape[1]), h, c
+    return torch.stack(outputs), h, c
+
+
 class TimeLSTM(nn.Module):
     """A multi-layer LSTM whose memory decays with the time elapsed between events.
 
-    Same arguments, shapes and return values as nn.LSTM, plus keyword-only ``dt`` (elapsed time per
+    Same arguments (positional order included), shapes, parameter names, errors and return values
+    as nn.LSTM, bidirectional and proj_size included, plus keyword-only ``dt`` (elapsed time per
     step, (T, B) or (B, T) with batch_first; None means 0, i.e. exactly nn.LSTM) and ``lengths``
     ((B,) integers: steps at t >= length leave the state unchanged and output zeros).
 
     decay: "exp" (learned rate per unit), "log" (1/log(e + dt)) or "none" (an LSTM).
     decomposition: discount only the short-term part of the memory (T-LSTM) instead of all of it.
+    The reverse direction of a bidirectional TimeLSTM sees at each event the gap to the next one.
     """
 
+    mode = "LSTM"  # what nn.RNNBase utilities read
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, decay: str = "exp",
-                 decomposition: bool = True, device=None, dtype=None):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, decay: str = "exp",
+                 decomposition: bool = True):
         super().__init__()
         _check_options(input_size, hidden_size, decay)
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
-        if not 0.0 <= float(dropout) <= 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
+        bidirectional = _check_sequence_options(num_layers, bias, batch_first, dropout,
+                                                bidirectional, proj_size, hidden_size)
+        _check_flag("decomposition", decomposition)
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout only acts between layers, so it does nothing with num_layers=1",
                           UserWarning, stacklevel=2)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
         self.decay, self.decomposition = decay, decomposition
         factory = {"device": device, "dtype": dtype}
+        directions = 2 if bidirectional else 1
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size
-            for name, param in _layer_parameters(layer_input, hidden_size, bias, decay,
-                                                 decomposition, factory).items():
-                self.register_parameter(f"{name}_l{layer}", param)
+            layer_input = input_size if layer == 0 else (proj_size or hidden_size) * directions
+            for suffix in self._suffixes():
+                for name, param in _layer_parameters(layer_input, hidden_size, bias, decay,
+                                                     decomposition, factory, proj_size).items():
+                    self.register_parameter(f"{name}_l{layer}{suffix}", param)
+        self._all_weights = self._weight_names()
+        self._flat_weights_names = [name for names in self._all_weights for name in names]
         self.reset_parameters()
+
+    def _suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def _weight_names(self) -> list[list[str]]:
+        """Per layer and direction, the parameter names present, in nn.LSTM's order."""
+        return [[f"{name}_l{layer}{suffix}" for name in LAYER_PARAMETER_NAMES
+                 if hasattr(self, f"{name}_l{layer}{suffix}")]
+                for layer in range(self.num_layers) for suffix in self._suffixes()]
 
     def reset_parameters(self) -> None:
         _init_parameters(self, self.hidden_size)
 
+    # What nn.RNNBase users and utilities touch (weight norm, weight copying, cuDNN calls).
+    @property
+    def _flat_weights(self) -> list[Optional[Tensor]]:
+        """The current weights (a weight-normed one is a computed tensor, not a Parameter)."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """A no-op kept for nn.LSTM compatibility: the fused op reads the weights where they are."""
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # TimeLSTMs pickled before bidirectional and proj_size existed (like nn.LSTM before 1.8)
+        self.__dict__.setdefault("bidirectional", False)
+        self.__dict__.setdefault("proj_size", 0)
+        if "_all_weights" not in self.__dict__:
+            self._all_weights = self._weight_names()
+            self._flat_weights_names = [name for names in self._all_weights for name in names]
+
+    def get_expected_hidden_size(self, input: Tensor, batch_sizes: Optional[Tensor]) -> tuple:
+        return self._state_size(input, batch_sizes, self.proj_size or self.hidden_size)
+
+    def get_expected_cell_size(self, input: Tensor, batch_sizes: Optional[Tensor]) -> tuple:
+        return self._state_size(input, batch_sizes, self.hidden_size)
+
+    def _state_size(self, input: Tensor, batch_sizes: Optional[Tensor], size: int) -> tuple:
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.size(0) if self.batch_first else input.size(1)
+        return (self.num_layers * (2 if self.bidirectional else 1), batch, size)
+
+    def _state_shapes(self, batch: int) -> tuple[tuple, tuple]:
+        """The shapes of h and c: (L * D, B, proj_size or H) and (L * D, B, H)."""
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        return (layers, batch, self.proj_size or self.hidden_size), (layers, batch, self.hidden_size)
+
+    def check_input(self, input: Tensor, batch_sizes: Optional[Tensor]) -> None:
+        """nn.LSTM's input checks: dimensions, size and device (ArgumentMismatchError), dtype."""
+        expected_dim = 2 if batch_sizes is not None else 3
+        if input.dim() != expected_dim:
+            raise ArgumentMismatchError(f"input must have {expected_dim} dimensions, got {input.dim()}")
+        if input.size(-1) != self.input_size:
+            raise ArgumentMismatchError(f"input.size(-1) must be equal to input_size. Expected "
+                                        f"{self.input_size}, got {input.size(-1)}")
+        weight = self.weight_ih_l0
+        if input.device != weight.device:
+            raise ArgumentMismatchError(
+                f"input is on {input.device} but the parameters are on {weight.device}; move one of "
+                f"them (module.to(device) or input.to(device))")
+        validation.check_input(input, self.input_size, weight)  # the dtype, with autocast's rules
+
+    def check_hidden_size(self, hx: Tensor, expected_hidden_size: tuple,
+                          msg: str = "Expected hidden size {}, got {}") -> None:
+        if tuple(hx.shape) != tuple(expected_hidden_size):
+            raise ArgumentMismatchError(msg.format(tuple(expected_hidden_size), list(hx.shape)))
+
+    def check_forward_args(self, input: Tensor, hidden: tuple, batch_sizes: Optional[Tensor]) -> None:
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(hidden[0], self.get_expected_hidden_size(input, batch_sizes),
+                               "Expected hidden[0] size {}, got {}")
+        self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
+                               "Expected hidden[1] size {}, got {}")
+
     def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
+        text += f", num_layers={self.num_layers}"
         if not self.bias:
             text += ", bias=False"
         if self.batch_first:
             text += ", batch_first=True"
         if self.dropout:
             text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
         return text + f", decay={self.decay!r}, decomposition={self.decomposition}"
 
     @classmethod
     def from_lstm(cls, lstm: nn.LSTM, **options) -> "TimeLSTM":
-        """A TimeLSTM with an nn.LSTM's weights (options such as decay= override the defaults).
-        With decay="none" (or dt=None) it computes exactly what the nn.LSTM computes."""
+        """A TimeLSTM with an nn.LSTM's weights, bidirectional and projections included (options
+        such as decay= override the defaults). With decay="none" (or dt=None) it computes exactly
+        what the nn.LSTM computes."""
         if not isinstance(lstm, nn.LSTM):
             raise TypeError(f"from_lstm expects an nn.LSTM, got {type(lstm).__name__}")
-        if lstm.bidirectional or lstm.proj_size:
-            raise ValueError("from_lstm supports unidirectional nn.LSTM without proj_size")
         param = lstm.weight_ih_l0
         settings = dict(num_layers=lstm.num_layers, bias=lstm.bias, batch_first=lstm.batch_first,
-                        dropout=lstm.dropout, device=param.device, dtype=param.dtype)
+                        dropout=lstm.dropout, bidirectional=lstm.bidirectional,
+                        proj_size=lstm.proj_size, device=param.device, dtype=param.dtype)
         settings.update(options)
         module = cls(lstm.input_size, lstm.hidden_size, **settings)
         with torch.no_grad():
@@ -133,58 +330,103 @@ class TimeLSTM(nn.Module):
                 getattr(module, name).copy_(value)
         return module
 
-    def _layer(self, layer: int, name: str) -> Optional[Tensor]:
-        return getattr(self, f"{name}_l{layer}", None)
-
     def forward(self, input, hx=None, *, dt=None, lengths=None):
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths must be None for a PackedSequence, which carries its own")
             return self._forward_packed(input, hx, dt)
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
         if input.dim() not in (2, 3):
             raise ValueError(f"TimeLSTM: expected input to be 2D (unbatched) or 3D, got {input.dim()}D")
-        validation.check_input(input, self.input_size, self.weight_ih_l0)
         batched = input.dim() == 3
-        time_major = not (self.batch_first and batched)
+        self.check_input(input if batched else input.unsqueeze(1), None)
         dt = validation.prepare_dt(dt, input, input.shape[:-1])  # checked in the caller's layout
         if not batched:
             if lengths is not None:
                 raise ValueError("lengths is only for batched input; unbatched input is one sequence")
             input, dt = input.unsqueeze(1), dt.unsqueeze(1)
-            if isinstance(hx, (tuple, list)):
-                hx = tuple(s.unsqueeze(1) if isinstance(s, Tensor) and s.dim() == 2 else s for s in hx)
-        elif not time_major:
+        elif self.batch_first:
             input, dt = input.transpose(0, 1), dt.transpose(0, 1)
         steps, batch = input.shape[0], input.shape[1]
         lengths = validation.prepare_lengths(lengths, batch, steps, input.device)
-        h0, c0 = validation.prepare_state(hx, input, (self.num_layers, batch, self.hidden_size))
+        h0, c0 = self._prepare_state(hx, input, batched)
         output, state = self._run(input, dt, lengths, h0, c0)
-        if not time_major:
+        if batched and self.batch_first:
             output = output.transpose(0, 1)
         if not batched:
             output, state = output.squeeze(1), (state[0].squeeze(1), state[1].squeeze(1))
         return output, state
 
+    def _prepare_state(self, hx, input: Tensor, batched: bool = True) -> tuple[Tensor, Tensor]:
+        """(h_0, c_0) checked like nn.LSTM's, for time-major input (T, B, I)."""
+        h_size, c_size = self._state_shapes(input.shape[1])
+        if hx is None:
+            return input.new_zeros(h_size), input.new_zeros(c_size)
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError("hx must be a tuple (h_0, c_0) of two tensors")
+        for index, state in enumerate(hx):
+            if not isinstance(state, Tensor):
+                raise TypeError(f"hx[{index}] must be a Tensor, got {type(state).__name__}")
+        expected_dim = 3 if batched else 2
+        if hx[0].dim() != expected_dim or hx[1].dim() != expected_dim:
+            layout = "batched 3-D" if batched else "unbatched 2-D"
+            raise ArgumentMismatchError(
+                f"For {layout} input, hx and cx should also be {expected_dim}-D but got "
+                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
+        if not batched:
+            hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+        self.check_hidden_size(hx[0], h_size, "Expected hidden[0] size {}, got {}")
+        self.check_hidden_size(hx[1], c_size, "Expected hidden[1] size {}, got {}")
+        for index, state in enumerate(hx):
+            if state.device != input.device:
+                raise ArgumentMismatchError(
+                    f"hx[{index}] is on {state.device} but the input is on {input.device}")
+            if state.dtype != input.dtype:
+                raise ArgumentMismatchError(
+                    f"hx[{index}] dtype {state.dtype} does not match the input's {input.dtype}")
+        return hx[0], hx[1]
+
     def _run(self, x: Tensor, dt: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor):
-        """All layers over (T, B, I); returns output (T, B, H) and (h_n, c_n)."""
+        """All layers and directions over (T, B, I); returns output (T, B, D * H_out), (h_n, c_n)."""
+        if self.bidirectional:
+            order = _reversal_index(lengths, x.shape[0], x.device)
+            dt_reversed = _reverse(_gaps_to_next_event(dt, lengths), order)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
-            x, h, c = ops.time_lstm_layer(
-                x, dt, lengths, h0[layer], c0[layer], self._layer(layer, "weight_ih"),
-                self._layer(layer, "weight_hh"), self._layer(layer, "bias_ih"),
-                self._layer(layer, "bias_hh"), self._layer(layer, "weight_decomp"),
-                self._layer(layer, "bias_decomp"), self._layer(layer, "decay_rate"), self.decay,
-                self.decomposition)
-            h_n.append(h)
-            c_n.append(c)
+            outputs = []
+            for direction, suffix in enumerate(self._suffixes()):
+                state = len(h_n)
+                if suffix:
+                    output, h, c = self._run_direction(layer, suffix, _reverse(x, order), dt_reversed,
+                                                       lengths, h0[state], c0[state])
+                    output = _reverse(output, order)
+                else:
+                    output, h, c = self._run_direction(layer, suffix, x, dt, lengths, h0[state],
+                                                       c0[state])
+                outputs.append(output)
+                h_n.append(h)
+                c_n.append(c)
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
         return x, (torch.stack(h_n), torch.stack(c_n))
 
+    def _run_direction(self, layer: int, suffix: str, x: Tensor, dt: Tensor,
+                       lengths: Optional[Tensor], h0: Tensor, c0: Tensor):
+        weights = {name: getattr(self, f"{name}_l{layer}{suffix}", None)
+                   for name in LAYER_PARAMETER_NAMES}
+        if self.proj_size:
+            return _projected_layer(x, dt, lengths, h0, c0, weights, self.decay, self.decomposition)
+        return ops.time_lstm_layer(
+            x, dt, lengths, h0, c0, weights["weight_ih"], weights["weight_hh"], weights["bias_ih"],
+            weights["bias_hh"], weights["weight_decomp"], weights["bias_decomp"],
+            weights["decay_rate"], self.decay, self.decomposition)
+
     def _forward_packed(self, packed: PackedSequence, hx, dt):
         """Runs on the padded batch (in the original order) with lengths, then packs again."""
         input, lengths = pad_packed_sequence(packed)
-        validation.check_input(input, self.input_size, self.weight_ih_l0)
+        self.check_input(input, None)
         steps, batch = input.shape[0], input.shape[1]
         if isinstance(dt, PackedSequence):
             if not torch.equal(dt.batch_sizes, packed.batch_sizes):
@@ -194,7 +436,7 @@ class TimeLSTM(nn.Module):
             dt = dt.transpose(0, 1)
         dt = validation.prepare_dt(dt, input, (steps, batch))
         lengths = validation.prepare_lengths(lengths, batch, steps, input.device)
-        h0, c0 = validation.prepare_state(hx, input, (self.num_layers, batch, self.hidden_size))
+        h0, c0 = self._prepare_state(hx, input)
         output, state = self._run(input, dt, lengths, h0, c0)
         order = packed.sorted_indices
         if order is not None:
@@ -232,6 +474,9 @@ class TimeLSTMCell(nn.Module):
     def forward(self, input: Tensor, hx=None, *, dt=None) -> tuple[Tensor, Tensor]:
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):
             raise ValueError("TimeLSTMCell: expected input to be a 1D (unbatched) or 2D tensor")
+        if input.size(-1) != self.input_size:  # RuntimeError in nn.LSTMCell, ValueError before
+            raise ArgumentMismatchError(f"input.size(-1) must be equal to input_size. Expected "
+                                        f"{self.input_size}, got {input.size(-1)}")
         validation.check_input(input, self.input_size, self.weight_ih)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
@@ -241,6 +486,11 @@ class TimeLSTMCell(nn.Module):
         dt = validation.prepare_dt(dt, x, (batch,))
         if hx is not None and not batched and isinstance(hx, (tuple, list)):
             hx = tuple(s.unsqueeze(0) if isinstance(s, Tensor) else s for s in hx)
+        if isinstance(hx, (tuple, list)):
+            for index, state in enumerate(hx):
+                if isinstance(state, Tensor) and tuple(state.shape) != (batch, self.hidden_size):
+                    raise ArgumentMismatchError(f"Expected hidden[{index}] size "
+                                                f"{(batch, self.hidden_size)}, got {list(state.shape)}")
         h0, c0 = validation.prepare_state(hx, x, (batch, self.hidden_size))
         _, h, c = ops.time_lstm_layer(
             x.unsqueeze(0), dt.unsqueeze(0), None, h0, c0, self.weight_ih, self.weight_hh,
