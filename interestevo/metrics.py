@@ -17,6 +17,9 @@ KS = (10, 20)
 HISTORY_BUCKETS = (("1-4", 1, 4), ("5-19", 5, 19), ("20+", 20, None))
 #: cold-start view: (label, lowest, highest) training occurrences of the target item, inclusive
 ITEM_FREQUENCY_BUCKETS = (("unseen", 0, 0), ("rare", 1, 10), ("frequent", 11, None))
+#: time view: (label, lowest, highest) seconds since the user's previous event, inclusive
+GAP_BUCKETS = (("< 1 h", 0, 3599), ("1 h - 1 day", 3600, 86_399), ("1 day - 1 week", 86_400, 604_799),
+               ("> 1 week", 604_800, None))
 
 
 def bucket_range(low: int, high: int | None) -> str:
@@ -66,6 +69,12 @@ def metrics_by_item_frequency(ranks: np.ndarray | torch.Tensor, frequency: np.nd
     """:func:`ranking_metrics` per bucket of :data:`ITEM_FREQUENCY_BUCKETS` (training occurrences
     of each target's item)."""
     return metrics_by_bucket(ranks, frequency, ITEM_FREQUENCY_BUCKETS, ks)
+
+
+def metrics_by_gap(ranks: np.ndarray | torch.Tensor, gap_seconds: np.ndarray | torch.Tensor,
+                   ks=KS) -> dict[str, dict[str, float]]:
+    """:func:`ranking_metrics` per bucket of :data:`GAP_BUCKETS` (time since the previous event)."""
+    return metrics_by_bucket(ranks, gap_seconds, GAP_BUCKETS, ks)
 
 
 def metrics_by_bucket(ranks, values, buckets, ks=KS) -> dict[str, dict[str, float]]:

@@ -70,7 +70,7 @@ class InterestTracker:
         self.state = model.initial_state(0, self.device)
         self.last_time = np.zeros(0, dtype=np.int64)
         self._has_events = np.zeros(0, dtype=bool)
-        self.seen: list[set[int]] = []
+        self.seen: list[dict[int, int]] = []  # per user: item index -> unix seconds it last occurred
 
     @property
     def num_users(self) -> int:
@@ -126,7 +126,7 @@ class InterestTracker:
             if key not in self._user_slot:
                 self._user_slot[key] = len(self.user_ids)
                 self.user_ids.append(user.item() if isinstance(user, np.generic) else user)
-                self.seen.append(set())
+                self.seen.append({})
                 new.append(user)
         if new:
             fresh = self.model.initial_state(len(new), self.device)
@@ -144,8 +144,8 @@ class InterestTracker:
             full[:, slot_t] = new.to(full.dtype)
         self.last_time[slots] = times
         self._has_events[slots] = True
-        for slot, item in zip(slots.tolist(), items.tolist()):
-            self.seen[slot].add(item)
+        for slot, item, t in zip(slots.tolist(), items.tolist(), times.tolist()):
+            self.seen[slot][item] = t
 
     def _gaps(self, slots: np.ndarray, times: np.ndarray) -> torch.Tensor:
         """Time since each user's last event in the model's unit, computed as the data layer does
@@ -165,8 +165,10 @@ class InterestTracker:
         has = offsets[2:] > offsets[1:-1]
         self.last_time[has] = np.asarray(inter.timestamp)[offsets[2:][has] - 1]
         self._has_events[:] = has
+        items, stamps = np.asarray(inter.item), np.asarray(inter.timestamp)
         for user in np.flatnonzero(has):
-            self.seen[user].update(np.asarray(inter.item)[offsets[user + 1]:offsets[user + 2]].tolist())
+            events = slice(offsets[user + 1], offsets[user + 2])
+            self.seen[user].update(zip(items[events].tolist(), stamps[events].tolist()))  # later wins
         for batch in sequence_batches(inter, np.arange(len(inter.item)), batch_size):
             batch = batch.to(self.device)
             state = self.model.initial_state(len(batch.users), self.device)
@@ -212,7 +214,7 @@ class InterestTracker:
         different recommendations an hour and a month later (for models that use time).
         """
         slots, queries, at = self._project(users, at)
-        logits = self.model.score(queries, at).float()
+        logits = self.model.score(queries, at, self._last_seen(slots)).float()
         if exclude_seen:
             rows = [r for r, s in enumerate(slots) for _ in self.seen[s]]
             cols = [i for s in slots for i in self.seen[s]]
@@ -228,8 +230,18 @@ class InterestTracker:
         categories = self.model.items.categories
         if categories is None:
             raise ValueError("the model has no item categories, so it cannot forecast interest over them")
-        _, queries, at = self._project(users, at)
-        return interest_forecast(self.model.score(queries, at), categories).cpu()
+        slots, queries, at = self._project(users, at)
+        return interest_forecast(self.model.score(queries, at, self._last_seen(slots)), categories).cpu()
+
+    def _last_seen(self, slots: np.ndarray) -> torch.Tensor | None:
+        """(B, num_items + 1) when each user last had each item (-1: never), for models that use it."""
+        if not self.model.needs_history:
+            return None
+        last = torch.full((len(slots), self.model.num_items + 1), -1, dtype=torch.int64)
+        for row, slot in enumerate(slots.tolist()):
+            if self.seen[slot]:
+                last[row, list(self.seen[slot])] = torch.tensor(list(self.seen[slot].values()))
+        return last.to(self.device)
 
     # --------------------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:
@@ -237,6 +249,7 @@ class InterestTracker:
         if self.model_name is None or self.model_config is None:
             raise ValueError("save needs model_name and model_config to rebuild the model on load")
         seen_counts = [len(s) for s in self.seen]
+        seen = [sorted(s.items()) for s in self.seen]
         return atomic_save({
             "model_name": self.model_name, "model_config": asdict(self.model_config),
             "num_items": self.model.num_items, "model_state": self.model.state_dict(),
@@ -245,7 +258,8 @@ class InterestTracker:
             "last_time": torch.from_numpy(self.last_time.copy()),
             "has_events": torch.from_numpy(self._has_events.copy()),
             "seen_counts": torch.tensor(seen_counts, dtype=torch.long),
-            "seen_items": torch.tensor([i for s in self.seen for i in sorted(s)], dtype=torch.long),
+            "seen_items": torch.tensor([i for s in seen for i, _ in s], dtype=torch.long),
+            "seen_times": torch.tensor([t for s in seen for _, t in s], dtype=torch.long),
         }, path)
 
     @classmethod
@@ -262,7 +276,11 @@ class InterestTracker:
         tracker._has_events = saved["has_events"].numpy().copy()
         bounds = np.concatenate([[0], np.cumsum(saved["seen_counts"].numpy())])
         items = saved["seen_items"].tolist()
-        tracker.seen = [set(items[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
+        # Trackers written before seen times were kept: the user's last event time stands in.
+        times = saved["seen_times"].tolist() if "seen_times" in saved else \
+            np.repeat(tracker.last_time, saved["seen_counts"].numpy()).tolist()
+        tracker.seen = [dict(zip(items[bounds[i]:bounds[i + 1]], times[bounds[i]:bounds[i + 1]]))
+                        for i in range(len(bounds) - 1)]
         return tracker
 
 

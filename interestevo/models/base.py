@@ -71,43 +71,60 @@ class SequenceRecommender(nn.Module):
         """See the whole log before training (a model whose scores depend on what happens in the
         catalogue over time, such as item activity, keeps what it needs); nothing by default."""
 
-    def time_scores(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None):
-        """Score terms that depend on the request time ``at`` (unix seconds); None: no such terms."""
+    def context_scores(self, queries: torch.Tensor, at: torch.Tensor, last_seen: torch.Tensor | None,
+                       items: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Score terms that depend on the request time ``at`` (unix seconds) and on when the user
+        last had each item (``last_seen``, see :class:`~interestevo.models.repeat.LastSeen`);
+        None: the model has no such terms."""
         return None
 
-    def score(self, queries: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
-        """(..., num_items + 1) logits over the catalogue at request times ``at`` (..., unix
-        seconds; needed by models with time-dependent terms); the padding item 0 scores -inf
-        (and, in training, cold items: see :class:`ItemEncoder`)."""
+    def score(self, queries: torch.Tensor, at: torch.Tensor | None = None,
+              last_seen: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., num_items + 1) logits over the catalogue for ``queries`` (..., D), at request times
+        ``at`` (...) unix seconds, for users who last had each item at ``last_seen`` (...,
+        num_items + 1), -1 for never (both needed by models whose scores use them: see
+        :attr:`needs_request_time`, :attr:`needs_history`). The padding item 0 scores -inf (and,
+        in training, cold items: see :class:`ItemEncoder`)."""
         vectors, bias = self.items.lookup()
         logits = queries @ vectors.t() + bias
-        logits = self._add_time_scores(logits, queries, at)
+        logits = self._add_context_scores(logits, queries, at, last_seen)
         excluded = self.items.excluded()
         if excluded is not None:
             return logits.masked_fill(excluded, float("-inf"))
         return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
 
-    def score_items(self, queries: torch.Tensor, candidates: torch.Tensor,
-                    at: torch.Tensor | None = None) -> torch.Tensor:
+    def score_items(self, queries: torch.Tensor, candidates: torch.Tensor, at: torch.Tensor | None = None,
+                    last_seen: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) logits of ``candidates`` (M, K) or (K,) for ``queries`` (M, D): sampled softmax."""
         vectors, bias = self.items.lookup(candidates)
         if candidates.dim() == 1:
             logits = queries @ vectors.t() + bias
         else:
             logits = (vectors @ queries.unsqueeze(-1)).squeeze(-1) + bias
-        logits = self._add_time_scores(logits, queries, at, candidates)
+        logits = self._add_context_scores(logits, queries, at, last_seen, candidates)
         excluded = self.items.excluded(candidates)
         return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))
 
-    def _add_time_scores(self, logits, queries, at, items=None):
+    def _add_context_scores(self, logits, queries, at, last_seen, items=None):
+        if at is None and (self.needs_request_time or self.needs_history):
+            raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
+        if last_seen is None and self.needs_history:
+            raise ValueError(f"{type(self).__name__} scores depend on the user's past items: pass last_seen=")
         if at is None:
-            if self.needs_request_time:
-                raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
             return logits
-        terms = self.time_scores(queries, at, items)
-        return logits if terms is None else logits + terms.to(logits.dtype)
+        # Context terms work on flat rows: (M, D) queries, (M,) times, (M, num_items + 1) history.
+        rows = queries.reshape(-1, queries.shape[-1])
+        flat_items = items if items is None or items.dim() == 1 else items.reshape(len(rows), -1)
+        flat_seen = None if last_seen is None else last_seen.reshape(len(rows), -1)
+        terms = self.context_scores(rows, at.reshape(-1), flat_seen, flat_items)
+        return logits if terms is None else logits + terms.reshape(logits.shape).to(logits.dtype)
 
     @property
     def needs_request_time(self) -> bool:
         """Whether :meth:`score` needs ``at``."""
+        return False
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether :meth:`score` needs ``last_seen`` (and ``at``)."""
         return False

@@ -25,6 +25,7 @@ class ModelConfig:
     attention_dropout: float = 0.5
     max_history: int = 50  # sasrec/tisasrec: the last items each event attends to
     item_activity: bool = True  # timelstm: score items by their recent activity in the log too
+    repeat_scores: bool = True  # timelstm: a learned term for items the user had, by time since then
 
 
 def split_model_name(name: str) -> tuple[str, bool]:

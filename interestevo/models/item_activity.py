@@ -98,9 +98,6 @@ class ItemActivity(nn.Module):
         return torch.log1p(counts.float())
 
     def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """(..., K) score terms for ``queries`` (..., D) at times ``at`` (...)."""
-        lead = queries.shape[:-1]
-        weights = self.weights(queries.reshape(-1, queries.shape[-1]))
-        flat_items = items if items is None or items.dim() == 1 else items.reshape(-1, items.shape[-1])
-        terms = torch.einsum("mf,mfk->mk", weights, self.features(at, flat_items).to(weights.dtype))
-        return terms.reshape(*lead, terms.shape[-1])
+        """(M, K) score terms for ``queries`` (M, D) at times ``at`` (M,)."""
+        weights = self.weights(queries)
+        return torch.einsum("mf,mfk->mk", weights, self.features(at, items).to(weights.dtype))

@@ -29,10 +29,10 @@ class PopularityRec(SequenceRecommender):
     def project(self, state, delta):
         return torch.zeros(state[0].shape[1], 1, device=state[0].device)
 
-    def score(self, queries, at=None):
+    def score(self, queries, at=None, last_seen=None):
         # +1 smoothing: never-seen items rank below seen ones but stay finite.
         logits = torch.log(self.counts + 1.0).expand(*queries.shape[:-1], -1)
         return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
 
-    def score_items(self, queries, candidates, at=None):
+    def score_items(self, queries, candidates, at=None, last_seen=None):
         return torch.log(self.counts[candidates] + 1.0).expand(queries.shape[0], *candidates.shape[-1:])

@@ -8,6 +8,7 @@ from torch import nn
 from .. import TimeLSTM
 from .base import SequenceRecommender, State
 from .item_activity import ItemActivity
+from .repeat import RepeatScores
 from .config import ModelConfig
 
 
@@ -46,17 +47,25 @@ class TimeLSTMRec(SequenceRecommender):
         self.output = nn.Linear(config.hidden_size, config.embedding_size)
         self.residual = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
         self.activity = ItemActivity(num_items, config.embedding_size) if config.item_activity else None
+        self.repeat = RepeatScores(use_time) if config.repeat_scores else None
 
     @property
     def needs_request_time(self) -> bool:
         return self.activity is not None
 
+    @property
+    def needs_history(self) -> bool:
+        return self.repeat is not None
+
     def observe_log(self, inter) -> None:
         if self.activity is not None:
             self.activity.observe(inter.item, inter.timestamp)
 
-    def time_scores(self, queries, at, items=None):
-        return None if self.activity is None else self.activity(queries, at, items)
+    def context_scores(self, queries, at, last_seen, items=None):
+        terms = [] if self.activity is None else [self.activity(queries, at, items)]
+        if self.repeat is not None:
+            terms.append(self.repeat(at, last_seen, items))
+        return sum(terms) if terms else None
 
     def initial_state(self, batch_size: int, device=None) -> State:
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)

@@ -11,6 +11,7 @@ import torch
 from ..metrics import (forecast_mse, metrics_by_history, metrics_by_item_frequency, ranking_metrics,
                        target_ranks)
 from ..models import SequenceRecommender, interest_forecast
+from ..models.repeat import LastSeen
 from .batches import SequenceBatch, sequence_batches
 
 ROWS_PER_CHUNK = 2048  # bounds the (rows, catalogue) logits held at once
@@ -66,12 +67,14 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
     categories = model.items.categories
     parts: dict[str, list] = {"events": [], "ranks": [], "forecast": [], "realised": []}
     for batch in sequence_batches(inter, target_events, batch_size):
-        for win, queries in read_windows(model, batch.to(device), window, amp):
+        for win, queries, last_seen in read_windows(model, batch.to(device), window, amp):
             rows = queries[win.targets].float()  # autocast may hand back bfloat16
             targets, at = win.items[win.targets], win.times[win.targets]
+            seen = None if last_seen is None else last_seen[win.targets]
             parts["events"].append(win.events[win.targets].cpu())
             for lo in range(0, len(rows), ROWS_PER_CHUNK):
-                logits = model.score(rows[lo:lo + ROWS_PER_CHUNK], at[lo:lo + ROWS_PER_CHUNK]).float()
+                chunk = slice(lo, lo + ROWS_PER_CHUNK)
+                logits = model.score(rows[chunk], at[chunk], None if seen is None else seen[chunk]).float()
                 chunk_targets = targets[lo:lo + ROWS_PER_CHUNK]
                 parts["ranks"].append(target_ranks(logits, chunk_targets).cpu())
                 if categories is not None:
@@ -97,11 +100,15 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
 
 
 def read_windows(model: SequenceRecommender, batch: SequenceBatch, window: int, amp: bool = False):
-    """Yield (window, queries) over a batch, carrying the detached state from window to window."""
-    state = model.initial_state(len(batch.users), batch.items.device)
+    """Yield (window, queries, last_seen) over a batch, carrying the detached state from window to
+    window; ``last_seen`` (see :class:`~interestevo.models.repeat.LastSeen`) is None unless the
+    model's scores need it."""
+    device = batch.items.device
+    state = model.initial_state(len(batch.users), device)
+    history = LastSeen(len(batch.users), model.num_items, device) if model.needs_history else None
     for _, win in batch.windows(window):
         state = tuple(s[:, :len(win.users)] for s in state)
-        with _autocast(batch.items.device, amp):
+        with _autocast(device, amp):
             queries, state = model(win.items, win.dt, win.lengths, state)
         state = tuple(s.detach().float() for s in state)  # autocast may hand back bfloat16
-        yield win, queries
+        yield win, queries, None if history is None else history.read(win.items, win.times, win.lengths)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_save, load_checkpoint
 from ..models import SequenceRecommender
+from ..models.repeat import LastSeen
 from .batches import SequenceBatch, sequence_batches, training_item_counts
 from .config import TrainConfig
 from .distributed import Distributed, resolve_device
@@ -48,14 +49,16 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, items, dt, times, lengths, targets, state, negatives: torch.Tensor | None = None):
+    def forward(self, items, dt, times, lengths, targets, state, negatives: torch.Tensor | None = None,
+                last_seen: torch.Tensor | None = None):
         queries, state = self.model(items, dt, lengths, state)
         rows, labels, at = queries[targets], items[targets], times[targets]
+        seen = None if last_seen is None else last_seen[targets]
         if negatives is None:
-            logits = self.model.score(rows, at)
+            logits = self.model.score(rows, at, seen)
         else:
-            positive = self.model.score_items(rows, labels.unsqueeze(1), at)
-            sampled = self.model.score_items(rows, negatives, at)
+            positive = self.model.score_items(rows, labels.unsqueeze(1), at, seen)
+            sampled = self.model.score_items(rows, negatives, at, seen)
             # A sampled negative that is the target itself must not be pushed down.
             sampled = sampled.masked_fill(negatives.unsqueeze(0) == labels.unsqueeze(1), float("-inf"))
             logits = torch.cat([positive, sampled], dim=1)
@@ -152,16 +155,19 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
         num_targets = max(batch.num_targets, 1)
         optimizer.zero_grad(set_to_none=True)
         state = model.initial_state(len(batch.users), device)
+        history = LastSeen(len(batch.users), model.num_items, device) if model.needs_history else None
         windows = list(batch.windows(config.window))
         for k, (_, win) in enumerate(windows):
             state = tuple(s[:, :len(win.users)] for s in state)
             negatives = _negatives(model.num_items, config.num_negatives, rng, device)
+            last_seen = None if history is None else history.read(win.items, win.times, win.lengths)
             # Gradients of one batch accumulate over its windows; DDP syncs once, on the last.
             last = k == len(windows) - 1
             sync = runner.no_sync() if ctx.enabled and not last else contextlib.nullcontext()
             with sync:
                 with _autocast(device, config.amp):
-                    loss, state = runner(win.items, win.dt, win.times, win.lengths, win.targets, state, negatives)
+                    loss, state = runner(win.items, win.dt, win.times, win.lengths, win.targets, state, negatives,
+                                         last_seen)
                 (loss / num_targets).backward()
             state = tuple(s.detach().float() for s in state)
             total += float(loss.detach())

@@ -31,7 +31,7 @@ def test_scores_cover_catalogue_and_never_padding(name):
     model = make(name)
     items, dt, lengths = sequences()
     queries, state = model(items, dt, lengths, model.initial_state(3))
-    logits = model.score(queries, torch.zeros(3, 9, dtype=torch.long))
+    logits = model.score(queries, torch.zeros(3, 9, dtype=torch.long), torch.full((3, 9, NUM_ITEMS + 1), -1))
     assert logits.shape == (3, 9, NUM_ITEMS + 1)
     assert torch.isneginf(logits[..., 0]).all() and torch.isfinite(logits[..., 1:]).all()
     forecast = interest_forecast(logits, model.items.categories)
@@ -99,7 +99,8 @@ def test_models_work_without_categories():
     model = make("timelstm", categories=False)
     items, dt, lengths = sequences()
     queries, _ = model(items, dt, lengths, model.initial_state(3))
-    assert model.score(queries, torch.zeros(3, 9, dtype=torch.long)).shape == (3, 9, NUM_ITEMS + 1)
+    never = torch.full((3, 9, NUM_ITEMS + 1), -1)
+    assert model.score(queries, torch.zeros(3, 9, dtype=torch.long), never).shape == (3, 9, NUM_ITEMS + 1)
     assert model.items.categories is None
 
 
@@ -166,7 +167,8 @@ def test_time_interval_bias_only_in_the_time_aware_attention():
 
 def activity_model(**config):
     torch.manual_seed(0)
-    model = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, **config)).eval()
+    config = ModelConfig(embedding_size=8, hidden_size=8, repeat_scores=False, **config)
+    model = build_model("timelstm", 4, config).eval()
     day = 86_400
     # item 1: busy long ago; item 2: busy in the last day before t = 100 days; item 3: never
     items = [1] * 20 + [2] * 5
@@ -191,7 +193,7 @@ def test_item_activity_moves_scores_with_the_request_time_and_survives_a_reload(
     query = torch.randn(1, 8)
     recent, early = model.score(query, torch.tensor([day * 100])), model.score(query, torch.tensor([day * 5]))
     assert (recent - early)[0, 2] > 1.0 and torch.allclose((recent - early)[0, 3:], torch.zeros(2))
-    rebuilt = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8)).eval()
+    rebuilt = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, repeat_scores=False)).eval()
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt.score(query, torch.tensor([day * 100])), recent)
     sampled = model.score_items(query, torch.tensor([2, 3]), torch.tensor([day * 100]))
@@ -202,5 +204,40 @@ def test_a_model_with_item_activity_needs_the_request_time():
     model, _ = activity_model()
     with pytest.raises(ValueError, match="pass at="):
         model.score(torch.randn(1, 8))
-    plain = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, item_activity=False))
+    with pytest.raises(ValueError, match="pass last_seen="):
+        build_model("timelstm", 4, ModelConfig(embedding_size=8)).score(torch.randn(1, 8), torch.tensor([0]))
+    plain = build_model("timelstm", 4, ModelConfig(embedding_size=8, hidden_size=8, item_activity=False,
+                                                    repeat_scores=False))
     assert plain.score(torch.randn(1, 8)).shape == (1, 5)
+
+
+def test_last_seen_carried_across_windows_equals_brute_force():
+    from interestevo.models.repeat import LastSeen
+
+    items, _, lengths = sequences(batch=3, steps=9)
+    times = torch.arange(27).reshape(3, 9) * 100 + 5
+    history, parts = LastSeen(3, NUM_ITEMS), []
+    for start in range(0, 9, 4):
+        active = int((lengths > start).sum())
+        parts.append(history.read(items[:active, start:start + 4], times[:active, start:start + 4],
+                                  (lengths[:active] - start).clamp(max=4)))
+    for row in range(3):
+        for j in range(int(lengths[row])):
+            expected = torch.full((NUM_ITEMS + 1,), -1)
+            for i in range(j):
+                expected[items[row, i]] = times[row, i]
+            torch.testing.assert_close(parts[j // 4][row, j % 4], expected)
+
+
+def test_repeat_term_depends_on_the_time_since_the_user_had_the_item():
+    for name, reacts in [("timelstm", True), ("timelstm-no-dt", False)]:
+        model = make(name)
+        with torch.no_grad():
+            model.repeat.bias.copy_(-torch.arange(40.0))
+        query, last_seen = torch.randn(1, 8), torch.full((1, NUM_ITEMS + 1), -1)
+        last_seen[0, 3] = 1000
+        base = model.score(query, torch.tensor([1000]), torch.full((1, NUM_ITEMS + 1), -1))
+        soon = model.score(query, torch.tensor([1000]), last_seen) - base
+        later = model.score(query, torch.tensor([1000 + 86_400]), last_seen) - base
+        assert soon[0, 3] == 0.0 and torch.allclose(soon[0, 4:], torch.zeros(NUM_ITEMS - 3))
+        assert (later[0, 3] == -16.0) == reacts, name  # floor(log2(86401)) = 16

@@ -11,7 +11,7 @@ from interestevo.models import ModelConfig, build_model, model_from_state
 from interestevo.train import TrainConfig, evaluate, train_model, training_item_counts
 
 NUM_ITEMS, DIM = 12, 5
-CONFIG = ModelConfig(embedding_size=8, hidden_size=8, item_activity=False)  # text alone; activity is tested on its own
+CONFIG = ModelConfig(embedding_size=8, hidden_size=8, item_activity=False, repeat_scores=False)  # text alone
 
 
 def random_text(num_items=NUM_ITEMS, without=(3,)):
