@@ -110,3 +110,32 @@ def test_timelstm_under_autocast_runs_in_bfloat16_with_float32_weights():
     assert output.dtype == torch.bfloat16 and h_n.dtype == torch.bfloat16
     assert all(p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0 for p in module.parameters())
     assert_close_scaled(output, expected.detach(), torch.bfloat16, "output")
+
+
+def test_opcheck_emulated_op_in_bfloat16():
+    # schema, fake kernels and autograd registration of the private op, in a half storage dtype
+    case = make_case("exp", True, torch.bfloat16, 4, 3, 2, 5, seed=4)
+    args = [a.detach().requires_grad_(a.is_floating_point() and i != 1)
+            if isinstance(a, torch.Tensor) else a for i, a in enumerate(case.op_args)]
+    torch.library.opcheck(EMULATED.time_lstm_forward.default, tuple(args))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_dt_in_the_storage_dtype_is_refused_by_the_op(dtype):
+    case = make_case("log", False, dtype, 3, 2, 2, 4)
+    args = list(case.op_args)
+    args[1] = args[1].to(dtype)
+    with pytest.raises(RuntimeError, match=r"dt must be Float \(the math dtype of .* input\)"):
+        EMULATED.time_lstm_forward(*args)
+
+
+@pytest.mark.parametrize("dtype,expected", [(torch.float64, torch.float64), (torch.float32, torch.float32),
+                                            (torch.float16, torch.float32), (torch.bfloat16, torch.float32)])
+def test_module_hands_the_op_dt_in_the_math_dtype(dtype, expected, monkeypatch):
+    seen = []
+    real = ops.time_lstm_layer
+    monkeypatch.setattr(ops, "time_lstm_layer", lambda x, dt, *rest: seen.append(dt.dtype) or real(x, dt, *rest))
+    module = TimeLSTM(2, 3, decay="log").to(dtype)
+    with ops._emulated_cuda_kernels():
+        module(torch.randn(4, 2, 2, dtype=dtype), dt=torch.full((4, 2), 70000.0, dtype=torch.float64))
+    assert seen == [expected]
