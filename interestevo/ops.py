@@ -104,7 +104,7 @@ PUBLIC_NAMESPACE = "interestevo"
 # The CUDA kernels' code compiled for the CPU (csrc/cpu/emulated_cuda.cpp): for the tests only.
 EMULATED_CUDA_NAMESPACE = "interestevo_emulated_cuda"
 TENSOR_ARGUMENTS = ("input", "dt", "lengths", "h0", "c0", "weight_ih", "weight_hh", "bias",
-                            "weight_decomp", "bias_decomp", "decay_rate")
+                    "weight_decomp", "bias_decomp", "decay_rate")
 _op_namespace = PUBLIC_NAMESPACE
 
 
