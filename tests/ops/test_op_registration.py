@@ -150,3 +150,10 @@ def test_autocast_does_not_reach_inside_the_op(requires_grad):
         output, _ = module(inputs, dt=dt)
     assert output.dtype == torch.float32
     torch.testing.assert_close(output, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cpu_kernels_refuse_half_types_clearly(dtype):
+    module = TimeLSTM(3, 4).to(dtype)
+    with pytest.raises(NotImplementedError, match="CPU kernels take float32 or float64.*run on CUDA"):
+        module(torch.randn(5, 2, 3, dtype=dtype), dt=torch.rand(5, 2))
