@@ -108,8 +108,17 @@ TENSOR_ARGUMENTS = ("input", "dt", "lengths", "h0", "c0", "weight_ih", "weight_h
 _op_namespace = PUBLIC_NAMESPACE
 
 
+def _check_dt_dtype(dt, input):
+    """The real kernels' dt rule, so that a traced graph fails where eager would."""
+    math_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    if dt.dtype != math_dtype:
+        raise RuntimeError(f"time_lstm: dt must be {math_dtype} (the math dtype of {input.dtype} "
+                           f"input), got {dt.dtype}")
+
+
 def _forward_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
                   bias_decomp, decay_rate, decay_mode, decomposition):
+    _check_dt_dtype(dt, input)
     steps, batch = input.shape[0], input.shape[1]
     hidden = weight_hh.shape[1]
     state = input.new_empty(steps + 1, batch, hidden)
@@ -125,6 +134,7 @@ def _forward_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight
 
 def _inference_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
                     bias_decomp, decay_rate, decay_mode, decomposition):
+    _check_dt_dtype(dt, input)
     steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
     return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
             c0.new_empty(batch, hidden))
