@@ -108,7 +108,7 @@ SHAPES = [(5, 3, 4, 5), (9, 9, 6, 37)]  # one block; three blocks (B*H > 256) wi
 @pytest.mark.parametrize("dtype", list(TOLERANCES), ids=str)
 @pytest.mark.parametrize("decay,decomposition", MODES)
 def test_cuda_op_matches_the_reference(decay, decomposition, dtype, shape):
-    case = make_case(decay, decomposition, dtype, *shape, seed=hash((decay, decomposition)) % 1000,
+    case = make_case(decay, decomposition, dtype, *shape, seed=MODES.index((decay, decomposition)),
                      device="cuda")
     actual = op_gradients(torch.ops.interestevo, case)
     expected = reference_gradients(case)

@@ -24,7 +24,7 @@ SHAPES = [(5, 3, 4, 5), (9, 9, 6, 37)]
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("decay,decomposition", MODES)
 def test_emulated_kernels_match_the_reference(decay, decomposition, dtype, shape):
-    case = make_case(decay, decomposition, dtype, *shape, seed=hash((decay, decomposition)) % 1000)
+    case = make_case(decay, decomposition, dtype, *shape, seed=MODES.index((decay, decomposition)))
     actual = op_gradients(EMULATED, case)
     expected = reference_gradients(case)
     assert actual.keys() == expected.keys()
