@@ -1,8 +1,10 @@
-// The operator schemas (declared once, here) and their CPU implementations.
+// The operator schemas (written once, in schemas.h) and their CPU implementations.
 // csrc/cuda/time_lstm_cuda.cu registers the CUDA implementations of the same ops.
 #include <Python.h>
 #include <torch/library.h>
 
+#include "autocast.h"
+#include "schemas.h"
 #include "time_lstm.h"
 
 // Importing interestevo._C runs the static registrations below; the module itself is empty.
@@ -14,24 +16,21 @@ PyMODINIT_FUNC PyInit__C(void) {
 namespace interestevo {
 
 TORCH_LIBRARY(interestevo, m) {
-  m.def(
-      "time_lstm_forward(Tensor input, Tensor dt, Tensor? lengths, Tensor h0, Tensor c0, "
-      "Tensor weight_ih, Tensor weight_hh, Tensor? bias, Tensor? weight_decomp, "
-      "Tensor? bias_decomp, Tensor? decay_rate, int decay_mode, bool decomposition) "
-      "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor hiddens, Tensor cells, "
-      "Tensor short_memory)");
-  m.def(
-      "time_lstm_inference(Tensor input, Tensor dt, Tensor? lengths, Tensor h0, Tensor c0, "
-      "Tensor weight_ih, Tensor weight_hh, Tensor? bias, Tensor? weight_decomp, "
-      "Tensor? bias_decomp, Tensor? decay_rate, int decay_mode, bool decomposition) "
-      "-> (Tensor output, Tensor h_n, Tensor c_n)");
-  m.def(
-      "time_lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
-      "Tensor dt, Tensor? lengths, Tensor weight_ih, Tensor weight_hh, Tensor? weight_decomp, "
-      "Tensor? decay_rate, Tensor gates, Tensor hiddens, Tensor cells, Tensor short_memory, "
-      "int decay_mode, bool decomposition) -> (Tensor grad_input, Tensor grad_h0, "
-      "Tensor grad_c0, Tensor grad_weight_ih, Tensor grad_weight_hh, Tensor grad_bias, "
-      "Tensor grad_weight_decomp, Tensor grad_bias_decomp, Tensor grad_decay_rate)");
+  m.def(kForwardSchema);
+  m.def(kInferenceSchema);
+  m.def(kBackwardSchema);
+}
+
+struct PublicOpNames {
+  static constexpr const char* kForward = "interestevo::time_lstm_forward";
+  static constexpr const char* kInference = "interestevo::time_lstm_inference";
+};
+
+// Under torch.autocast("cuda") the op runs in the autocast dtype, as nn.LSTM does. CPU autocast
+// has no kernel here: the CPU kernels are float32/float64 only, so the op runs in float32 there.
+TORCH_LIBRARY_IMPL(interestevo, AutocastCUDA, m) {
+  m.impl("time_lstm_forward", &AutocastOps<c10::DeviceType::CUDA, PublicOpNames>::forward);
+  m.impl("time_lstm_inference", &AutocastOps<c10::DeviceType::CUDA, PublicOpNames>::inference);
 }
 
 TORCH_LIBRARY_IMPL(interestevo, CPU, m) {

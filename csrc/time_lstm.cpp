@@ -41,8 +41,13 @@ void check_arguments(const Tensor& input, const Tensor& dt, const std::optional<
   TORCH_CHECK(h0.sizes() == at::IntArrayRef({B, H}) && c0.sizes() == at::IntArrayRef({B, H}),
               "time_lstm: h0 and c0 must be (B, H) = (", B, ", ", H, "), got ", h0.sizes(),
               " and ", c0.sizes());
+  // Δt is data in the math dtype: float16 would overflow past 65504 and bfloat16 round to 8 bits.
+  const auto math_dtype = at::toOpMathType(input.scalar_type());
+  TORCH_CHECK(dt.scalar_type() == math_dtype && dt.device() == input.device(), "time_lstm: dt must be ",
+              math_dtype, " (the math dtype of ", input.scalar_type(), " input) on ", input.device(),
+              ", got ", dt.scalar_type(), " on ", dt.device());
   const std::pair<const char*, const Tensor*> named[] = {
-      {"dt", &dt}, {"h0", &h0}, {"c0", &c0}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}};
+      {"h0", &h0}, {"c0", &c0}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}};
   for (const auto& [name, t] : named) {
     TORCH_CHECK(t->scalar_type() == input.scalar_type() && t->device() == input.device(),
                 "time_lstm: ", name, " must be ", input.scalar_type(), " on ", input.device(),
@@ -257,6 +262,9 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
               "time_lstm_backward: decomposition needs weight_decomp");
   TORCH_CHECK(decay_mode != kDecayExp || decay_rate.has_value(),
               "time_lstm_backward: exp decay needs decay_rate");
+  TORCH_CHECK(dt_.scalar_type() == at::toOpMathType(input_.scalar_type()),
+              "time_lstm_backward: dt must be ", at::toOpMathType(input_.scalar_type()), ", got ",
+              dt_.scalar_type());
   const Tensor input = input_.contiguous();
   const Tensor dt = dt_.contiguous();
   const Tensor grad_output = grad_output_.contiguous();

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -99,79 +100,146 @@ def extension_info() -> dict:
     }
 
 
-if EXTENSION_LOADED:
+PUBLIC_NAMESPACE = "interestevo"
+# The CUDA kernels' code compiled for the CPU (csrc/cpu/emulated_cuda.cpp): for the tests only.
+EMULATED_CUDA_NAMESPACE = "interestevo_emulated_cuda"
+TENSOR_ARGUMENTS = ("input", "dt", "lengths", "h0", "c0", "weight_ih", "weight_hh", "bias",
+                    "weight_decomp", "bias_decomp", "decay_rate")
+_op_namespace = PUBLIC_NAMESPACE
 
-    @torch.library.register_fake("interestevo::time_lstm_forward")
-    def _forward_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
-                      bias_decomp, decay_rate, decay_mode, decomposition):
-        steps, batch = input.shape[0], input.shape[1]
-        hidden = weight_hh.shape[1]
-        state = input.new_empty(steps + 1, batch, hidden)
-        short_memory = (
-            input.new_empty(steps, batch, hidden)
-            if decomposition and decay_mode != DECAY_MODE_IDS["none"]
-            else input.new_empty(0)
-        )
-        return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
-                c0.new_empty(batch, hidden), input.new_empty(steps, batch, 4 * hidden),
-                state, torch.empty_like(state), short_memory)
 
-    @torch.library.register_fake("interestevo::time_lstm_inference")
-    def _inference_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
-                        bias_decomp, decay_rate, decay_mode, decomposition):
-        steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
-        return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
-                c0.new_empty(batch, hidden))
+def _check_dt_dtype(dt, input):
+    """The real kernels' dt rule, so that a traced graph fails where eager would."""
+    math_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    if dt.dtype != math_dtype:
+        raise RuntimeError(f"time_lstm: dt must be {math_dtype} (the math dtype of {input.dtype} "
+                           f"input), got {dt.dtype}")
 
-    @torch.library.register_fake("interestevo::time_lstm_backward")
-    def _backward_fake(grad_output, grad_h_n, grad_c_n, input, dt, lengths, weight_ih, weight_hh,
-                       weight_decomp, decay_rate, gates, hiddens, cells, short_memory, decay_mode,
-                       decomposition):
-        hidden = weight_hh.shape[1]
-        decomp = decomposition and weight_decomp is not None
-        def new(t):  # the real op returns contiguous gradients whatever the inputs' strides
-            return t.new_empty(t.shape)
 
-        return (new(input), new(grad_h_n), new(grad_c_n), new(weight_ih), new(weight_hh),
-                weight_hh.new_empty(4 * hidden),
-                new(weight_decomp) if decomp else input.new_empty(0),
-                weight_hh.new_empty(hidden) if decomp else input.new_empty(0),
-                new(decay_rate) if decay_rate is not None and decay_mode == DECAY_MODE_IDS["exp"]
-                else input.new_empty(0))
+def _forward_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
+                  bias_decomp, decay_rate, decay_mode, decomposition):
+    _check_dt_dtype(dt, input)
+    steps, batch = input.shape[0], input.shape[1]
+    hidden = weight_hh.shape[1]
+    state = input.new_empty(steps + 1, batch, hidden)
+    short_memory = (
+        input.new_empty(steps, batch, hidden)
+        if decomposition and decay_mode != DECAY_MODE_IDS["none"]
+        else input.new_empty(0)
+    )
+    return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
+            c0.new_empty(batch, hidden), input.new_empty(steps, batch, 4 * hidden),
+            state, torch.empty_like(state), short_memory)
 
-    def _setup_context(ctx, inputs, output):
+
+def _inference_fake(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
+                    bias_decomp, decay_rate, decay_mode, decomposition):
+    _check_dt_dtype(dt, input)
+    steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
+    return (input.new_empty(steps, batch, hidden), h0.new_empty(batch, hidden),
+            c0.new_empty(batch, hidden))
+
+
+def _backward_fake(grad_output, grad_h_n, grad_c_n, input, dt, lengths, weight_ih, weight_hh,
+                   weight_decomp, decay_rate, gates, hiddens, cells, short_memory, decay_mode,
+                   decomposition):
+    hidden = weight_hh.shape[1]
+    decomp = decomposition and weight_decomp is not None
+    def new(t):  # the real op returns contiguous gradients whatever the inputs' strides
+        return t.new_empty(t.shape)
+
+    return (new(input), new(grad_h_n), new(grad_c_n), new(weight_ih), new(weight_hh),
+            weight_hh.new_empty(4 * hidden),
+            new(weight_decomp) if decomp else input.new_empty(0),
+            weight_hh.new_empty(hidden) if decomp else input.new_empty(0),
+            new(decay_rate) if decay_rate is not None and decay_mode == DECAY_MODE_IDS["exp"]
+            else input.new_empty(0))
+
+
+def _setup_context(ctx, inputs, output):
+    (input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp, bias_decomp,
+     decay_rate, decay_mode, decomposition) = inputs
+    _out, _h_n, _c_n, gates, hiddens, cells, short_memory = output
+    # h0, c0 and the biases are saved only for a double backward (see _backward_with_graph)
+    ctx.save_for_backward(input, dt, lengths, h0, c0, weight_ih, weight_hh, bias, weight_decomp,
+                          bias_decomp, decay_rate, gates, hiddens, cells, short_memory)
+    ctx.decay_mode = decay_mode
+    ctx.decomposition = decomposition
+    ctx.mark_non_differentiable(gates, hiddens, cells, short_memory)
+    ctx.set_materialize_grads(False)  # no zero-filled grads for the saved activations
+
+
+def _backward_for(namespace: str):
+    backward_op = getattr(torch.ops, namespace).time_lstm_backward
+
+    def backward(ctx, grad_output, grad_h_n, grad_c_n, *_saved_grads):
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must itself be differentiable
+            return _backward_with_graph(ctx, grad_output, grad_h_n, grad_c_n)
         (input, dt, lengths, _h0, _c0, weight_ih, weight_hh, bias, weight_decomp, bias_decomp,
-         decay_rate, decay_mode, decomposition) = inputs
-        _out, _h_n, _c_n, gates, hiddens, cells, short_memory = output
-        ctx.save_for_backward(input, dt, lengths, weight_ih, weight_hh, weight_decomp, decay_rate,
-                              gates, hiddens, cells, short_memory)
-        ctx.decay_mode = decay_mode
-        ctx.decomposition = decomposition
-        ctx.has = (bias is not None, weight_decomp is not None, bias_decomp is not None,
-                   decay_rate is not None)
-        ctx.mark_non_differentiable(gates, hiddens, cells, short_memory)
-        ctx.set_materialize_grads(False)  # no zero-filled grads for the saved activations
-
-    def _backward(ctx, grad_output, grad_h_n, grad_c_n, *_saved_grads):
-        (input, dt, lengths, weight_ih, weight_hh, weight_decomp, decay_rate, gates, hiddens, cells,
-         short_memory) = ctx.saved_tensors
+         decay_rate, gates, hiddens, cells, short_memory) = ctx.saved_tensors
         steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[1]
         zeros = input.new_zeros(batch, hidden)
         grad_output = input.new_zeros(steps, batch, hidden) if grad_output is None else grad_output
-        grads = torch.ops.interestevo.time_lstm_backward(
+        grads = backward_op(
             grad_output, zeros if grad_h_n is None else grad_h_n,
             zeros if grad_c_n is None else grad_c_n, input, dt, lengths, weight_ih, weight_hh,
             weight_decomp, decay_rate, gates, hiddens, cells, short_memory, ctx.decay_mode,
             ctx.decomposition)
         (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_d, grad_b_d,
          grad_rate) = grads
-        has_bias, has_w_d, has_b_d, has_rate = ctx.has
         return (grad_input, None, None, grad_h0, grad_c0, grad_w_ih, grad_w_hh,
-                grad_bias if has_bias else None, grad_w_d if has_w_d else None,
-                grad_b_d if has_b_d else None, grad_rate if has_rate else None, None, None)
+                grad_bias if bias is not None else None,
+                grad_w_d if weight_decomp is not None else None,
+                grad_b_d if bias_decomp is not None else None,
+                grad_rate if decay_rate is not None else None, None, None)
 
-    torch.library.register_autograd(
-        "interestevo::time_lstm_forward", _backward, setup_context=_setup_context)
+    return backward
+
+
+def _backward_with_graph(ctx, grad_output, grad_h_n, grad_c_n):
+    """The gradients as a differentiable graph, for double backward (gradient penalties,
+    meta-learning): the plain-PyTorch reference's own autograd, recomputed from the saved inputs.
+    Correct to every order; slow, as the reference is."""
+    saved = dict(zip(TENSOR_ARGUMENTS, ctx.saved_tensors[:len(TENSOR_ARGUMENTS)]))
+    decay = {mode_id: name for name, mode_id in DECAY_MODE_IDS.items()}[ctx.decay_mode]
+    with torch.enable_grad():
+        outputs = reference.time_lstm_layer_ref(
+            saved["input"], saved["dt"], saved["lengths"], saved["h0"], saved["c0"],
+            saved["weight_ih"], saved["weight_hh"], saved["bias"], None, saved["weight_decomp"],
+            saved["bias_decomp"], saved["decay_rate"], decay, ctx.decomposition)
+    pairs = [(out, grad) for out, grad in zip(outputs, (grad_output, grad_h_n, grad_c_n))
+             if grad is not None]
+    wanted = [index for index, name in enumerate(TENSOR_ARGUMENTS)  # Δt is data: no gradient
+              if ctx.needs_input_grad[index] and saved[name] is not None
+              and name not in ("dt", "lengths")]
+    grads = [None] * (len(TENSOR_ARGUMENTS) + 2)  # + decay_mode, decomposition
+    if pairs and wanted:
+        found = torch.autograd.grad(
+            [out for out, _ in pairs], [saved[TENSOR_ARGUMENTS[i]] for i in wanted],
+            [grad for _, grad in pairs], create_graph=True, allow_unused=True)
+        for index, grad in zip(wanted, found):
+            grads[index] = grad
+    return tuple(grads)
+
+
+if EXTENSION_LOADED:
+    for _namespace in (PUBLIC_NAMESPACE, EMULATED_CUDA_NAMESPACE):
+        torch.library.register_fake(f"{_namespace}::time_lstm_forward", _forward_fake)
+        torch.library.register_fake(f"{_namespace}::time_lstm_inference", _inference_fake)
+        torch.library.register_fake(f"{_namespace}::time_lstm_backward", _backward_fake)
+        torch.library.register_autograd(f"{_namespace}::time_lstm_forward",
+                                        _backward_for(_namespace), setup_context=_setup_context)
+
+
+@contextmanager
+def _emulated_cuda_kernels():
+    """Runs TimeLSTM on the CUDA kernels' code compiled for the CPU (tests only; not thread-safe)."""
+    global _op_namespace
+    previous, _op_namespace = _op_namespace, EMULATED_CUDA_NAMESPACE
+    try:
+        yield
+    finally:
+        _op_namespace = previous
 
 
 def time_lstm_layer(
@@ -203,9 +271,10 @@ def time_lstm_layer(
     args = (input, dt, lengths, h0, c0, weight_ih, weight_hh, bias,
             weight_decomp if decomposition else None, bias_decomp if decomposition else None,
             decay_rate if decay == "exp" else None, DECAY_MODE_IDS[decay], decomposition)
+    op = getattr(torch.ops, _op_namespace)
     if not _needs_grad(args):
-        return torch.ops.interestevo.time_lstm_inference(*args)
-    output, h_n, c_n, *_ = torch.ops.interestevo.time_lstm_forward(*args)
+        return op.time_lstm_inference(*args)
+    output, h_n, c_n, *_ = op.time_lstm_forward(*args)
     return output, h_n, c_n
 
 

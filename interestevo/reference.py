@@ -50,11 +50,13 @@ def time_lstm_cell_ref(
     decay: str = "exp",
     decomposition: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """One step: x (B, I), dt (B,), h and c (B, H). Returns the new (h, c)."""
+    """One step: x (B, I), dt (B,), h and c (B, H). Returns the new (h, c).
+
+    dt may have a wider dtype than the state (float32 Δt with float16/bfloat16 states)."""
     if decay == "none":
         c_star = c  # exactly an LSTM
     else:
-        g = decay_gate(dt, decay, decay_rate)
+        g = decay_gate(dt, decay, decay_rate).to(c.dtype)  # dt may be wider than the state
         if decomposition:
             short_term = torch.tanh(F.linear(c, weight_decomp, bias_decomp))
             c_star = c - (1.0 - g) * short_term

@@ -3,6 +3,7 @@ what arrived. Nothing is clamped or dropped silently."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Optional, Sequence
 
 import torch
@@ -13,9 +14,28 @@ def _shape(t: Tensor) -> tuple:
     return tuple(t.shape)
 
 
+_value_checks = True
+
+
+@contextmanager
+def no_value_checks():
+    """Within this block TimeLSTM/TimeLSTMCell skip the checks that read tensor values (dt finite
+    and >= 0, lengths in [0, T]), so a call makes no host synchronisation and can be captured in a
+    CUDA graph. Shapes, dtypes and devices are still checked. Bad values are then not caught:
+    negative dt gives a gate above 1, lengths above T count as T and below 0 as 0. The checks are
+    also skipped while torch.compile traces and while a CUDA graph is being captured."""
+    global _value_checks
+    previous, _value_checks = _value_checks, False
+    try:
+        yield
+    finally:
+        _value_checks = previous
+
+
 def _skip_value_checks() -> bool:
-    # Data-dependent checks would break a torch.compile graph; the eager path always runs them.
-    return torch.compiler.is_compiling()
+    # Data-dependent checks would break a torch.compile graph or a CUDA graph capture.
+    return (not _value_checks or torch.compiler.is_compiling()
+            or (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()))
 
 
 def check_input(input: Tensor, input_size: int, param: Tensor) -> None:
@@ -33,10 +53,16 @@ def check_input(input: Tensor, input_size: int, param: Tensor) -> None:
             f"input dtype {input.dtype} does not match the parameters' dtype {param.dtype}")
 
 
+def dt_dtype(input_dtype: torch.dtype) -> torch.dtype:
+    """Δt's dtype for an input dtype: float64 for float64, else float32. In float16 a gap above
+    65504 (18 hours in seconds) would be infinite and in bfloat16 rounded to 8 bits."""
+    return torch.float64 if input_dtype == torch.float64 else torch.float32
+
+
 def prepare_dt(dt: Optional[Tensor], input: Tensor, expected_shape: Sequence[int]) -> Tensor:
-    """dt as the input's dtype, checked: right shape and device, finite and >= 0."""
+    """dt in float32 (float64 for float64 input), checked: right shape and device, finite, >= 0."""
     if dt is None:
-        return input.new_zeros(expected_shape)
+        return input.new_zeros(expected_shape, dtype=dt_dtype(input.dtype))
     if not isinstance(dt, Tensor):
         raise TypeError(f"dt must be a Tensor of elapsed times, got {type(dt).__name__}")
     if dt.is_complex() or dt.dtype == torch.bool:
@@ -47,7 +73,7 @@ def prepare_dt(dt: Optional[Tensor], input: Tensor, expected_shape: Sequence[int
         raise ValueError(
             f"dt must have shape {tuple(expected_shape)} (one elapsed time per step and sequence, "
             f"matching the input), got {_shape(dt)}")
-    dt = dt.to(input.dtype)
+    dt = dt.to(dt_dtype(input.dtype))
     if not _skip_value_checks():
         _check_dt_values(dt)
     return dt

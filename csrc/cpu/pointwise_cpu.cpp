@@ -168,7 +168,14 @@ void backward_rows(const StepBackward& st, int64_t begin, int64_t end) {
   }
 }
 
+void check_cpu_dtype(const CellKind& kind) {
+  TORCH_CHECK_NOT_IMPLEMENTED(kind.dtype == at::kFloat || kind.dtype == at::kDouble,
+                              "time_lstm: the CPU kernels take float32 or float64, got ", kind.dtype,
+                              "; float16 and bfloat16 run on CUDA");
+}
+
 void cpu_forward_step(const StepForward& st, const CellKind& kind) {
+  check_cpu_dtype(kind);
   AT_DISPATCH_FLOATING_TYPES(kind.dtype, "time_lstm_forward_cpu", [&] {
     dispatch_cell_mode(kind.decay, kind.decomposition, [&](auto decay, auto decomp) {
       at::parallel_for(0, st.batch, grain_rows(st.hidden), [&](int64_t begin, int64_t end) {
@@ -179,6 +186,7 @@ void cpu_forward_step(const StepForward& st, const CellKind& kind) {
 }
 
 void cpu_backward_step(const StepBackward& st, const CellKind& kind) {
+  check_cpu_dtype(kind);
   AT_DISPATCH_FLOATING_TYPES(kind.dtype, "time_lstm_backward_cpu", [&] {
     dispatch_cell_mode(kind.decay, kind.decomposition, [&](auto decay, auto decomp) {
       at::parallel_for(0, st.batch, grain_rows(st.hidden), [&](int64_t begin, int64_t end) {

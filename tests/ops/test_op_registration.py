@@ -150,3 +150,19 @@ def test_autocast_does_not_reach_inside_the_op(requires_grad):
         output, _ = module(inputs, dt=dt)
     assert output.dtype == torch.float32
     torch.testing.assert_close(output, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cpu_kernels_refuse_half_types_clearly(dtype):
+    module = TimeLSTM(3, 4).to(dtype)
+    with pytest.raises(NotImplementedError, match="CPU kernels take float32 or float64.*run on CUDA"):
+        module(torch.randn(5, 2, 3, dtype=dtype), dt=torch.rand(5, 2))
+
+
+def test_fake_kernel_refuses_dt_in_a_half_dtype_like_the_real_one():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    args = [a.detach().to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+            for a in op_arguments("exp", True, dtype=torch.float32)]
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        with pytest.raises(RuntimeError, match=r"dt must be torch.float32 \(the math dtype of torch.bfloat16"):
+            torch.ops.interestevo.time_lstm_forward(*args)
