@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint, plain_ids
+from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids, save_checkpoint
 from ..data import DataFormatError
 from ..models import SequenceRecommender, build_model, model_from_state, split_model_name
 from ..serving import InterestTracker
@@ -106,7 +106,7 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     if name == "pop":
         model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
         if ctx.is_main:
-            atomic_save({"model_state": model.state_dict(), "epoch": 0, **extra},
+            save_checkpoint({"model_state": model.state_dict(), "epoch": 0, **extra},
                         run.checkpoints(name) / "best.pt")
     else:
         result = train_model(model, inter, dataset.train_targets, dataset.valid_targets, config.train,

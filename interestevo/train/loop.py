@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_save, load_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..models import SequenceRecommender
 from .batches import SequenceBatch, sequence_batches, training_item_counts
 from .config import TrainConfig
@@ -118,13 +118,13 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
                  valid["hit@10"], " *" if improved else "", seconds)
         if ctx.is_main and checkpoint_dir is not None:
             if improved:
-                atomic_save({"model_state": best_state, "epoch": epoch, "valid": valid, **(extra or {})},
-                            checkpoint_dir / BEST)
-            atomic_save({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                         "epoch": epoch, "history": [asdict(r) for r in result.history],
-                         "best_epoch": result.best_epoch, "best_score": result.best_score,
-                         "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
-                         **(extra or {})}, checkpoint_dir / LAST)
+                save_checkpoint({"model_state": best_state, "epoch": epoch, "valid": valid, **(extra or {})},
+                                checkpoint_dir / BEST)
+            save_checkpoint({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                             "epoch": epoch, "history": [asdict(r) for r in result.history],
+                             "best_epoch": result.best_epoch, "best_score": result.best_score,
+                             "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
+                             **(extra or {})}, checkpoint_dir / LAST)
         ctx.barrier()
 
     if best_state is not None:
