@@ -46,7 +46,7 @@ def read_interactions(path, format=None, user_col="user_id", item_col="item_id",
     elif fmt == "recbole":
         raw, _ = recbole.read_atomic(path)
     else:
-        raw = read_table(path, fmt, sep)
+        raw = read_table(path, fmt, sep, skip_blank_lines=False)
     columns = {
         "user_id": find_column(raw.columns, user_col, "user_id", USER_ALIASES, "user", "user_col", path),
         "item_id": find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path),
@@ -62,6 +62,8 @@ def read_interactions(path, format=None, user_col="user_id", item_col="item_id",
         raise DataFormatError(f"{path}: no interactions (the file has no data rows)")
     frame = pd.DataFrame({ours: raw[theirs].to_numpy() for ours, theirs in columns.items()})
     frame.attrs["source"] = str(path)  # lets prepare_interactions name the file in its errors
+    if raw.attrs.get("first_line") is not None:  # lets the cleaning report give line numbers
+        frame.attrs["first_line"] = raw.attrs["first_line"]
     return frame
 
 

@@ -34,6 +34,30 @@ def parse_seconds(values: pd.Series, what: str) -> tuple[np.ndarray, np.ndarray,
     return _text_seconds(values, missing, what)
 
 
+# Epoch values this large are not seconds (1e11 s is the year 5138): logs such as RetailRocket's
+# count milliseconds. Converting beats silently stretching every gap a thousandfold.
+EPOCH_UNITS = (("microseconds", 1e14, 1_000_000), ("milliseconds", 1e11, 1_000), ("seconds", 0.0, 1))
+
+
+def epoch_unit(values: np.ndarray) -> np.ndarray:
+    """Per value, the epoch unit its magnitude says (an index into EPOCH_UNITS)."""
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    unit = np.full(magnitude.shape, len(EPOCH_UNITS) - 1, np.int64)
+    for index in reversed(range(len(EPOCH_UNITS) - 1)):
+        unit[magnitude >= EPOCH_UNITS[index][1]] = index
+    return unit
+
+
+def out_of_range(values: pd.Series) -> np.ndarray:
+    """Present values that are numbers but no storable time: infinite, or beyond int64 seconds."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return np.zeros(len(values), bool)
+    numbers = pd.to_numeric(pd.Series(values, dtype=object) if not pd.api.types.is_numeric_dtype(values)
+                            else values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isinf(numbers) | (np.abs(numbers) >= _INT64_SAFE)
+
+
 def _text_seconds(values: pd.Series, missing: np.ndarray, what: str):
     """Strings: numbers of seconds or ISO datetimes, row by row (vectorised)."""
     text = values.where(~missing, None).astype("str")  # pandas' string dtype: vectorised .str

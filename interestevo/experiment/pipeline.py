@@ -48,22 +48,28 @@ class ExperimentResult:
 def run_experiment(config: ExperimentConfig, resume: bool = False) -> ExperimentResult:
     """Train and test every model in ``config.models``; under ``torchrun`` every process trains
     its shard and only rank 0 writes. ``resume`` continues from the run directory's checkpoints."""
+    config.check_values()
+    if not resume:
+        config.check_item_options()
     ctx = init_distributed(config.train.device)
+    lock = None
     try:
-        run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
+        default = str(RunDirectory.new().root) if ctx.is_main and not config.out else None
+        run = RunDirectory(ctx.broadcast(config.out or default))
         config.out = str(run.root)
-        if not resume:
-            config.check_item_options()
-        if ctx.is_main and not resume and run.root.exists() and any(run.root.iterdir()):
-            raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
-                             f"--resume to continue the run in it (nothing there is overwritten)")
+        if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
+            lock = run.claim(resume)
         dataset = load_dataset(config.data, with_text=config.uses_text)
+        report = dataset.inter.report
+        log.info("%s", report)
+        if ctx.is_main:
+            run.write_json(run.data_report, report.to_dict())
+        check_dropped_fraction(report, config.data.max_dropped_fraction)
         text = _text_features(config, dataset, ctx) if config.uses_text else None
         if resume:  # every model, before any of them trains again
             for name in config.models:
                 _check_resumable(run.checkpoints(name), _checkpoint_extra(name, config, dataset.inter, text))
         if ctx.is_main:
-            run.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_json() + "\n", run.config)
             log.info("%r; %s", dataset.inter, dataset.split)
             if text is not None:
@@ -77,7 +83,18 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         ctx.barrier()
         return result
     finally:
+        if lock is not None:
+            lock.release()
         shutdown_distributed(ctx)
+
+
+def check_dropped_fraction(report, limit: float) -> None:
+    """Refuse data that cleaning had to cut by more than ``limit`` (a fraction of the rows read)."""
+    if report.dropped_fraction > limit:
+        raise DataFormatError(f"cleaning dropped {report.dropped_fraction:.1%} of the rows, more than "
+                              f"--max-dropped-fraction {limit:g}: {report.summary_of_drops()} (pass "
+                              f"--max-dropped-fraction {min(1.0, report.dropped_fraction + 0.005):.2f} to "
+                              f"accept it; details in data_report.json)")
 
 
 def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed):

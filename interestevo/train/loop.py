@@ -33,6 +33,10 @@ class EpochRecord:
     seconds: float  # training time of the epoch, validation excluded
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: training stops, keeping the checkpoints of the last good epoch."""
+
+
 @dataclass
 class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
@@ -103,6 +107,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
         batches = ctx.shard(sequence_batches(inter, train_events, config.batch_size, rng))
         loss = _train_epoch(runner, model, optimizer, batches, config, device, rng, ctx,
                             desc=f"{name} {epoch}/{config.epochs}")
+        _check_finite(model, loss, name, epoch, checkpoint_dir if ctx.is_main else None)
         seconds = time.perf_counter() - began
         valid = evaluate(model, inter, valid_events, batch_size=config.eval_batch_size, window=config.window,
                          device=device, amp=config.amp).summary()
@@ -127,9 +132,31 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
                              **(extra or {})}, checkpoint_dir / LAST)
         ctx.barrier()
 
+    _log_why_training_stopped(name, result, bad_epochs, config)
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def _log_why_training_stopped(name: str, result: TrainResult, bad_epochs: int, config: TrainConfig) -> None:
+    if not result.history:
+        return
+    if bad_epochs >= config.patience and result.history[-1].epoch < config.epochs:
+        log.info("%s: early stop: no better validation NDCG@10 for %d epochs; best epoch %d", name,
+                 bad_epochs, result.best_epoch)
+    else:
+        log.info("%s: trained all %d epochs; best epoch %d", name, config.epochs, result.best_epoch)
+
+
+def _check_finite(model: SequenceRecommender, loss: float, name: str, epoch: int, checkpoint_dir) -> None:
+    """A NaN/inf loss or weight (e.g. a learning rate far too large) stops the run before it is saved."""
+    finite = np.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if finite:
+        return
+    kept = "no checkpoint was written" if epoch == 1 or checkpoint_dir is None else \
+        f"the checkpoints of epoch {epoch - 1} in {checkpoint_dir} are kept"
+    raise TrainingDiverged(f"{name}: training diverged in epoch {epoch} (the loss or a weight is "
+                           f"{'NaN or infinite' if np.isfinite(loss) else loss}); {kept}; try a smaller --lr")
 
 
 def check_resumable_layout(saved: dict, path: Path) -> None:
@@ -144,7 +171,8 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
                  rng: np.random.Generator, ctx: Distributed, desc: str) -> float:
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(batches, desc=desc, disable=not (config.progress and ctx.is_main), leave=False,
+    # disable=None: tqdm draws only on a terminal; redirected output gets the per-epoch log lines.
+    bar = tqdm(batches, desc=desc, disable=None if config.progress and ctx.is_main else True, leave=False,
                dynamic_ncols=True)
     for batch in bar:
         batch = batch.to(device)
@@ -164,6 +192,11 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
                 (loss / num_targets).backward()
             state = tuple(s.detach().float() for s in state)
             total += float(loss.detach())
+            # Stop at once: the next step would spread NaN into every weight. (Under DDP every rank
+            # goes on to the epoch's end, where the weights, equal on all ranks, are checked.)
+            if not ctx.enabled and not np.isfinite(total):
+                bar.close()
+                return total
         count += batch.num_targets
         if config.max_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
