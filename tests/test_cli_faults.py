@@ -1,0 +1,227 @@
+"""Faults a careful user and an unlucky operator meet on the command line (issue 12): each one
+ends in one line on stderr and exit code 2, and nothing is lost or silently changed."""
+import errno
+import json
+
+import pytest
+
+from interestevo.cli import main
+
+def tiny(epochs=1):
+    return ["--synthetic-users", "30", "--epochs", str(epochs), "--batch-size", "16", "--embedding-size", "8",
+            "--hidden-size", "8", "--no-progress"]
+
+
+TINY = tiny()
+
+
+def run_cli(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse errors
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip()
+
+
+def one_line(err, message):
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def small_log(tmp_path, extra_lines=(), users=10, events=6):
+    rows = [f"{u},{(u + j) % 7},{1_600_000_000 + 3600 * j + u}" for u in range(users) for j in range(events)]
+    return write(tmp_path / "log.csv", "user_id,item_id,timestamp\n" + "\n".join([*rows, *extra_lines]) + "\n")
+
+
+@pytest.fixture
+def no_data_loading(monkeypatch):
+    """Fails the test if a run gets as far as loading its data."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was loaded before the settings were checked")
+    monkeypatch.setattr("interestevo.experiment.pipeline.load_dataset", refuse)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-5"], "--seed: must be an integer in [0, 9223372036854775807], got -5"),
+    (["--seed", "12345678901234567890123"], "--seed: must be an integer in [0,"),
+    (["--lr", "-1"], "--lr: must be a finite number > 0, got -1"),
+    (["--lr", "inf"], "--lr: must be a finite number > 0, got inf"),
+    (["--lr", "nan"], "--lr: must be a finite number > 0, got nan"),
+    (["--k-core", "-1"], "--k-core: must be an integer >= 0, got -1"),
+    (["--patience", "0"], "--patience: must be a positive integer, got 0"),
+    (["--max-dropped-fraction", "1.5"], "--max-dropped-fraction: must be a number in [0, 1], got 1.5"),
+    (["--models", "timelstm,timelstm"], "--models names timelstm more than once"),
+])
+def test_flags_are_checked_and_named_before_any_data_loads(argv, message, tmp_path, capsys, no_data_loading):
+    code, _, err = run_cli(["train", "--data", small_log(tmp_path), *argv, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[train]\nseed = -5\n", "--seed must be an integer in [0, 9223372036854775807], got -5 (train.seed"),
+    ("[train]\nlr = -1.0\n", "--lr must be a finite number > 0, got -1.0"),
+    ("[train]\nepochs = \"many\"\n", "train.epochs must be an integer, got 'many'"),
+    ("[train]\nepoch = 3\n", "unknown key(s) epoch"),
+    ("[modle]\n", "unknown key(s) modle"),
+    ("train = 3\n", "train must be a table of settings"),
+    ("[train\n", "not valid TOML"),
+])
+def test_bad_config_files_are_one_line_before_any_data_loads(toml, message, tmp_path, capsys, no_data_loading):
+    config = write(tmp_path / "run.toml", toml)
+    code, _, err = run_cli(["train", "--config", config, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, message)
+
+
+def test_a_config_file_sets_the_run_and_flags_override_it(tmp_path, capsys):
+    small_log(tmp_path)
+    config = write(tmp_path / "run.toml", '\n'.join([
+        'models = ["gru", "pop"]', '[data]', 'path = "log.csv"', 'split = "temporal"',
+        '[model]', 'embedding_size = 8', 'hidden_size = 8',
+        '[train]', 'epochs = 3', 'patience = 1', 'lr = 0.002', 'progress = false']) + '\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", config, "--epochs", "2", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["data"]["path"] == str(tmp_path / "log.csv")  # relative to the file's folder
+    assert saved["data"]["split"] == "temporal" and saved["models"] == ["gru", "pop"]
+    assert saved["train"]["epochs"] == 2 and saved["train"]["patience"] == 1 and saved["train"]["lr"] == 0.002
+    assert saved["model"]["hidden_size"] == 8
+
+
+def test_patience_flag_stops_early_and_says_why(tmp_path, capsys, caplog):
+    import logging
+
+    out = tmp_path / "run"
+    caplog.set_level(logging.INFO, logger="interestevo.train")
+    assert main(["train", *tiny(30), "--patience", "1", "--lr", "0.5", "--models", "gru", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())["gru"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["patience"] == 1 and len(history) < 30
+    stop = [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()]
+    best = max(history, key=lambda r: r["valid"]["ndcg@10"])["epoch"]
+    assert stop == [f"gru: early stop: no better validation NDCG@10 for 1 epochs; best epoch {best}"]
+
+
+def test_help_shows_the_defaults_of_the_dataclasses(capsys):
+    from interestevo.models import ModelConfig
+    from interestevo.train import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, value in (("--epochs N", TrainConfig.epochs), ("--lr LR", TrainConfig.lr),
+                        ("--hidden-size N", ModelConfig.hidden_size), ("--user-col COL", "user_id")):
+        assert f"{flag} (default: {value})" in text
+    assert f"NDCG@10 (default: {TrainConfig.patience})" in text
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path, capsys):
+    from interestevo.experiment import RunDirectory
+    from interestevo.experiment.layout import RunDirectoryError
+
+    out = tmp_path / "run"
+    first = RunDirectory(out).claim()
+    try:
+        with pytest.raises(RunDirectoryError, match="in use by another interestevo run"):
+            RunDirectory(out).claim()
+        code, _, err = run_cli(["train", *TINY, "--models", "pop", "--out", str(out)], capsys)
+        assert code == 2
+        one_line(err, "is in use by another interestevo run")
+    finally:
+        first.release()
+    assert main(["train", *TINY, "--models", "pop", "--out", str(out)]) == 0
+    capsys.readouterr()
+    code, _, err = run_cli(["train", *TINY, "--models", "pop", "--out", str(out)], capsys)
+    assert code == 2
+    one_line(err, "is not empty")
+
+
+def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, no_data_loading):
+    path = write(tmp_path / "taken", "x")
+    for out in (path, f"{path}/sub"):
+        code, _, err = run_cli(["train", *TINY, "--out", out], capsys)
+        assert code == 2
+        one_line(err, f"--out {out}")
+
+
+def test_a_directory_left_by_a_killed_start_can_be_reused_and_resume_cleans_temporaries(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").touch()
+    (out / ".config.json.abc.tmp").write_text("{half")  # killed while config.json was written
+    assert main(["train", *TINY, "--models", "pop", "--out", str(out)]) == 0
+    assert not list(out.rglob("*.tmp"))
+    (out / "checkpoints" / "pop" / ".best.pt.xyz.tmp").write_bytes(b"half")  # killed during a save
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cleaning_report_is_printed_saved_and_enforced(tmp_path, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    bad = [f"99,1,not-a-time-{i}" for i in range(5)]  # 5 of 65 rows
+    log = small_log(tmp_path, bad)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", log, "--models", "pop", "--no-progress", "--out", str(out)], capsys)
+    assert code == 2
+    one_line(err, "cleaning dropped 7.7% of the rows, more than --max-dropped-fraction 0.01: 5 unparsable "
+                  "timestamp (lines 62, 63, 64, 65, 66)")
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["dropped"] == {"unparsable timestamp": {"rows": 5, "examples": [62, 63, 64, 65, 66]}}
+    assert any("Dropped: 5 unparsable timestamp" in r.getMessage() for r in caplog.records)
+    # The refused run's directory is reused as soon as the limit allows the data.
+    assert main(["train", "--data", log, "--models", "pop", "--no-progress", "--max-dropped-fraction", "0.1",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "data_report.json").read_text())["rows_read"] == 65
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    from interestevo.checkpoint import load_checkpoint
+    from interestevo.train import loop
+
+    out = tmp_path / "run"
+    real_epoch = loop._train_epoch
+    calls = []
+
+    def diverge_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        loss = real_epoch(*args, **kwargs)
+        return float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(loop, "_train_epoch", diverge_in_epoch_2)
+    code, _, err = run_cli(["train", *tiny(3), "--models", "gru", "--out", str(out)], capsys)
+    assert code == 2
+    one_line(err, "gru: training diverged in epoch 2 (the loss or a weight is nan); the checkpoints of epoch 1")
+    assert load_checkpoint(out / "checkpoints" / "gru" / "last.pt")["epoch"] == 1
+
+
+def test_a_huge_learning_rate_is_caught_as_divergence(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", *TINY, "--lr", "1e30", "--models", "gru", "--out", str(out)], capsys)
+    assert code == 2
+    one_line(err, "gru: training diverged in epoch 1")
+    assert not (out / "checkpoints" / "gru" / "best.pt").exists()
+
+
+def test_a_disk_full_while_writing_is_one_line(tmp_path, capsys, monkeypatch):
+    from interestevo import checkpoint
+
+    real = checkpoint._atomic_write
+
+    def full(path, mode, write):
+        if str(path).endswith("best.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, mode, write)
+
+    monkeypatch.setattr(checkpoint, "_atomic_write", full)
+    code, _, err = run_cli(["train", *TINY, "--models", "gru", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, "No space left on device; every file written before it is whole")
