@@ -57,6 +57,12 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return _atomic_write(path, "w", lambda handle: handle.write(text))
 
 
+def atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
+    """``write(handle)`` into a temporary file that is then renamed to ``path``: the file appears
+    whole or not at all (for writers that stream, e.g. CSV or Parquet in batches)."""
+    return _atomic_write(path, mode, write)
+
+
 def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

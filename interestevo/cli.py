@@ -127,11 +127,16 @@ def _parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="recommend for a user of a run at a time")
     recommend.add_argument("run", metavar="RUN")
-    recommend.add_argument("--user", required=True, help="original user id")
-    recommend.add_argument("--at", metavar="TIME", help="unix seconds or ISO date (default: now)")
-    recommend.add_argument("-k", type=int, default=10)
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="original user id")
+    who.add_argument("--all-users", action="store_true", help="every user of the run, written to --out")
+    recommend.add_argument("--at", metavar="TIME",
+                           help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: now)")
+    recommend.add_argument("-k", type=_positive_int, default=10, help="how many items (default: 10)")
     recommend.add_argument("--model", help="which model of the run (default: timelstm)")
     recommend.add_argument("--exclude-seen", action="store_true")
+    recommend.add_argument("--out", metavar="FILE", help="with --all-users: a new .csv or .parquet file")
+    recommend.add_argument("--no-progress", action="store_true", help="no progress bar (only drawn on a terminal)")
     recommend.set_defaults(handler=_recommend)
 
     info = commands.add_parser("info", help="describe the compiled TimeLSTM extension")
@@ -329,30 +334,87 @@ def _recommend(args) -> int:
     import time
 
     from .experiment import load_tracker
+    from .experiment.export import check_export_path, export_recommendations
 
+    if args.all_users and not args.out:
+        raise UsageError("--all-users writes a file: pass --out recs.csv (or .parquet)")
+    if args.out and not args.all_users:
+        raise UsageError("--out goes with --all-users (one user's list is printed)")
+    if args.out:
+        check_export_path(args.out)
+    at, read_as = (int(time.time()), "now") if args.at is None else _request_time(args.at)
     tracker = load_tracker(args.run, args.model)
-    at = int(time.time()) if args.at is None else _parse_time(args.at)
-    if args.k < 1:
-        raise UsageError(f"-k must be at least 1, got {args.k}")
+    if args.all_users:
+        users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
+                                       progress=not args.no_progress)
+        print(f"top-{args.k} of {tracker.model_name} for {users:,} users at {_echo_time(args.at, at, read_as)} "
+              f"written to {args.out}")
+        return 0
     recs = tracker.recommend([args.user], at=[at], k=args.k, exclude_seen=args.exclude_seen)
     hours = (at - tracker.last_event_time([args.user])[0]) / 3600.0
-    print(f"user {args.user} ({tracker.model_name}), {hours:.1f} hours after their last event:")
-    for rank, (item, score) in enumerate(zip(recs.items[0], recs.scores[0].tolist()), start=1):
-        print(f"{rank:3d}  {item}  {score:.4f}")
+    print(f"user {args.user} ({tracker.model_name}) at {_echo_time(args.at, at, read_as)}, {hours:.1f} hours "
+          f"after their last event:")
+    items = [str(i) for i in recs.items[0]]
+    print(_recommendation_table(items, recs.scores[0].tolist(), _item_labels(args.run)))
     return 0
 
 
-def _parse_time(text: str) -> int:
-    try:
-        return int(float(text))
-    except ValueError:
-        pass
-    from .data.timestamps import datetime_seconds
+def _request_time(text: str) -> tuple[int, str]:
+    from .data.timestamps import parse_time
 
     try:
-        return datetime_seconds(text)
-    except ValueError:
-        raise UsageError(f"--at {text!r} is neither unix seconds nor an ISO date") from None
+        return parse_time(text)
+    except ValueError as err:
+        raise UsageError(f"--at {err}") from None
+
+
+def _parse_time(text: str) -> int:
+    return _request_time(text)[0]
+
+
+def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
+    """The request time as given and as ISO-8601, so a misread unit shows at once."""
+    from .data.timestamps import iso_utc
+
+    if given is None:
+        return f"now ({iso_utc(seconds)})"
+    return f"--at {given} ({read_as}: {iso_utc(seconds)})"
+
+
+def _item_labels(run_dir: str) -> dict[str, tuple[str | None, list]]:
+    """Title and categories per item id (as text) from the run's item file; empty without one."""
+    from .data import read_item_labels
+    from .experiment import ExperimentConfig, RunDirectory
+
+    data = ExperimentConfig.load(RunDirectory(run_dir).config).data
+    if data.items is None:
+        return {}
+    renamed = data.item_col if data.item_col != "item_id" else None
+    labels = read_item_labels(data.items, item_col=renamed, category_col=data.category_col)
+    return {str(i): (t, c) for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
+
+
+def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:
+    columns = ["rank", "item", "score"]
+    has_title = any(labels.get(i, (None, []))[0] for i in items)
+    has_categories = any(labels.get(i, (None, []))[1] for i in items)
+    rows = []
+    for rank, (item, score) in enumerate(zip(items, scores), start=1):
+        title, categories = labels.get(item, (None, []))
+        row = [str(rank), item, f"{score:.4f}"]
+        row += [title or "-"] if has_title else []
+        row += ["|".join(categories) or "-"] if has_categories else []
+        rows.append(row)
+    columns += ["title"] if has_title else []
+    columns += ["categories"] if has_categories else []
+    widths = [max(len(c), *(len(r[n]) for r in rows)) for n, c in enumerate(columns)]
+    right = {0, 2}  # numbers align right
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if n in right else c.ljust(w)
+                         for n, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(columns)] + [line(r) for r in rows])
 
 
 def _info(args) -> int:
@@ -372,22 +434,24 @@ def _info(args) -> int:
 
 
 def _metrics_table(metrics: dict[str, dict]) -> str:
-    columns = [("HR@10", "hit@10"), ("NDCG@10", "ndcg@10"), ("MRR@10", "mrr@10"), ("forecast MSE", "forecast_mse")]
+    """Test metrics per model, headed by the keys metrics.json uses (see the README for each)."""
+    columns = ["hit@10", "ndcg@10", "mrr@10", "forecast_mse"]
     if any("forecast_mse_true" in m for m in metrics.values()):
-        columns.append(("MSE vs truth", "forecast_mse_true"))
+        columns.append("forecast_mse_true")
     width = max(len("model"), *(len(n) for n in metrics))
-    lines = ["  ".join([f"{'model':<{width}}"] + [f"{title:>12}" for title, _ in columns])]
+    lines = ["  ".join([f"{'model':<{width}}"] + [f"{key:>17}" for key in columns])]
     for name, values in metrics.items():
         cells = []
-        for _, key in columns:
+        for key in columns:
             value = values.get(key)
-            cells.append(f"{'-':>12}" if value is None or value != value else f"{value:>12.4f}")
-        lines.append("  ".join([f"{name:<{width}}"] + cells))
+            cells.append(f"{'-':>17}" if value is None or value != value else f"{value:>17.4f}")
+        lines.append("  ".join([f"{name:<{width}}"] + cells).rstrip())
     return "\n".join(lines)
 
 
 def _cold_start_table(outcomes: dict) -> str:
-    """NDCG@10 (and target count) per user-history and item-frequency bucket, models side by side."""
+    """ndcg@10 (and target count) per user-history and item-frequency bucket, models side by side;
+    buckets without test targets are named below the table instead of showing empty rows."""
     from .metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS, bucket_range
 
     names = list(outcomes)
@@ -396,9 +460,11 @@ def _cold_start_table(outcomes: dict) -> str:
     rows += [(f"{label} items ({bucket_range(low, high)} in training)",
               {n: outcomes[n].by_item_frequency[label] for n in names})
              for label, low, high in ITEM_FREQUENCY_BUCKETS]
-    width = max(len(label) for label, _ in rows) + 10
+    empty = [label for label, metrics in rows if next(iter(metrics.values()))["count"] == 0]
+    rows = [(label, metrics) for label, metrics in rows if label not in empty]
+    width = max((len(label) for label, _ in rows), default=10) + 10
     columns = [max(len(n), 7) for n in names]
-    lines = ["", "NDCG@10 by cold-start bucket (test targets in brackets)",
+    lines = ["", "ndcg@10 by cold-start bucket (test targets in brackets)",
              "  ".join([f"{'bucket':<{width}}"] + [f"{n:>{w}}" for n, w in zip(names, columns)])]
     for label, metrics in rows:
         count = next(iter(metrics.values()))["count"]
@@ -407,6 +473,8 @@ def _cold_start_table(outcomes: dict) -> str:
             value = metrics[name]["ndcg@10"]
             cells.append(f"{'-':>{w}}" if value is None or value != value else f"{value:>{w}.4f}")
         lines.append("  ".join([f"{f'{label} [{count:,}]':<{width}}"] + cells))
+    if empty:
+        lines.append(f"(no test target falls in: {'; '.join(empty)})")
     return "\n".join(lines)
 
 

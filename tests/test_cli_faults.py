@@ -225,3 +225,31 @@ def test_a_disk_full_while_writing_is_one_line(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["train", *TINY, "--models", "gru", "--out", str(tmp_path / "run")], capsys)
     assert code == 2
     one_line(err, "No space left on device; every file written before it is whole")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hidden-size", "100000"], "timelstm needs about"),
+    (["--embedding-size", "10000000"], "timelstm needs about"),
+    (["--num-negatives", "100000000", "--models", "gru"], "gru needs about"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_any_model_is_built(argv, message, tmp_path, capsys,
+                                                                     monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built")
+    monkeypatch.setattr("interestevo.experiment.pipeline.build_model", refuse)
+    code, _, err = run_cli(["train", *[a for a in TINY if a not in ("--embedding-size", "--hidden-size", "8")],
+                            *argv, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, message)
+    assert "GiB free on cpu; choose smaller sizes" in err
+
+
+def test_the_memory_estimate_lets_ordinary_sizes_through():
+    from interestevo.experiment.memory import GIB, training_bytes
+    from interestevo.models import ModelConfig
+    from interestevo.train import TrainConfig
+
+    need = training_bytes("timelstm", 3_706, ModelConfig(), TrainConfig())  # MovieLens-1M, defaults
+    assert 0.01 * GIB < need < 2 * GIB
+    huge = training_bytes("timelstm", 3_706, ModelConfig(hidden_size=100_000), TrainConfig())
+    assert huge > 100 * GIB  # 4·H·(E + H) recurrent weights alone are 160 GB

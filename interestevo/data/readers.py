@@ -117,6 +117,28 @@ def read_items(path, format=None, item_col=None, category_col=None, text_col=Non
     return items
 
 
+def read_item_labels(path, format=None, item_col=None, category_col=None) -> pd.DataFrame:
+    """``item_id, title, categories``: what a table of recommendations shows next to each item
+    (title None where the file has none; categories as lists, empty where it has none).
+
+    >>> labels = read_item_labels("ml-1m/movies.dat")                        # doctest: +SKIP
+    """
+    path = existing_file(path)
+    fmt = detect_format(path, format)
+    if fmt == "movielens" and category_col is None:
+        return movielens.read_movies(path)[["item_id", "title", "categories"]]
+    items = read_items(path, format, item_col=item_col, category_col=category_col)
+    if fmt == "movielens":
+        fmt = "csv"  # movies.csv read as a table (read_items refuses other MovieLens files here)
+    raw = recbole.read_atomic(path)[0] if fmt == "recbole" else read_table(path, fmt)
+    item = find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path)
+    title = find_column(raw.columns, None, None, TITLE_ALIASES, "title", "text_col", path, required=False)
+    first = raw[raw[item].notna() & ~raw[item].duplicated()]
+    titles = [None] * len(first) if title is None else [None if pd.isna(t) else str(t) for t in first[title]]
+    return pd.DataFrame({"item_id": items["item_id"].to_numpy(), "title": titles,
+                         "categories": items["categories"].to_numpy()})
+
+
 def _read_item_table(path, fmt, item_col, category_col, text_col, require_categories) -> pd.DataFrame:
     if fmt == "recbole":
         raw, types = recbole.read_atomic(path)

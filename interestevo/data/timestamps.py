@@ -5,6 +5,9 @@ Timestamps never pass through float32: at today's epoch values (~1.7e9 s) float3
 """
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 
@@ -121,6 +124,39 @@ def datetime_seconds(value) -> int:
         raise ValueError(f"{value!r} is not a datetime")
     stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
     return (stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # exact, unlike .timestamp()
+
+
+def parse_time(text: str) -> tuple[int, str]:
+    """One time as a log's timestamp column would read it: unix seconds, milliseconds or
+    microseconds (told apart by magnitude, like the columns) or an ISO date (naive = UTC).
+    Returns ``(seconds, how it was read)``; ValueError says why a value is no time.
+    """
+    text = str(text).strip()
+    try:
+        number = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    if number is None:
+        try:
+            return datetime_seconds(text), "an ISO date"
+        except (ValueError, OverflowError):
+            raise ValueError(f"{text!r} is neither unix time (seconds, ms or µs) nor an ISO date") from None
+    if not math.isfinite(number) or abs(number) >= _INT64_SAFE:
+        raise ValueError(f"{text!r} is no time that can be stored (expected finite unix time below 2**62)")
+    unit, _, per_second = EPOCH_UNITS[int(epoch_unit(np.array([number]))[0])]
+    seconds = number // per_second if isinstance(number, int) else math.floor(number / per_second)
+    return int(seconds), f"unix {unit}"
+
+
+def iso_utc(seconds: int) -> str:
+    """``2023-11-14T22:13:20Z``; out-of-calendar values as ``<seconds> s``."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} s since the epoch"
 
 
 def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:

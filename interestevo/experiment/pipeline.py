@@ -21,6 +21,9 @@ from ..train.distributed import Distributed
 from .config import ExperimentConfig
 from .dataset import Dataset, load_dataset
 from .layout import RunDirectory
+from .memory import check_memory
+
+TEXT_DIM = 1024  # the widest sentence encoder vectors we expect; the estimate errs on the large side
 
 log = logging.getLogger("interestevo.experiment")
 
@@ -65,6 +68,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         if ctx.is_main:
             run.write_json(run.data_report, report.to_dict())
         check_dropped_fraction(report, config.data.max_dropped_fraction)
+        check_memory(config.models, dataset.inter.num_items, config.model, config.train, ctx.device,
+                     text_dim=TEXT_DIM if config.uses_text else 0)
         text = _text_features(config, dataset, ctx) if config.uses_text else None
         if resume:  # every model, before any of them trains again
             for name in config.models:
@@ -215,12 +220,18 @@ def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender
     """The best weights of ``name`` from a run directory."""
     run = run if isinstance(run, RunDirectory) else RunDirectory(run)
     config = ExperimentConfig.load(run.config)
-    saved = load_checkpoint(run.checkpoints(name) / "best.pt")
-    return _model_from(saved, name, config)
+    path = run.checkpoints(name) / "best.pt"
+    return _model_from(load_checkpoint(path), name, config, path)
 
 
-def _model_from(saved: dict, name: str, config: ExperimentConfig) -> SequenceRecommender:
-    return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
+def _model_from(saved: dict, name: str, config: ExperimentConfig, path: Path | None = None) -> SequenceRecommender:
+    try:
+        return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
+    except (KeyError, RuntimeError) as err:  # a missing entry; a size mismatch from load_state_dict
+        where = path or f"the {name} checkpoint"
+        raise ValueError(f"{where} does not fit the run's config.json (model settings such as hidden_size "
+                         f"differ from those it was trained with, or it lacks {err}); was config.json "
+                         f"edited?") from None
 
 
 def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
@@ -229,16 +240,20 @@ def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> 
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
     config = ExperimentConfig.load(run.config)
+    missing = [str(run.checkpoints(name) / "best.pt") for name in models or config.models
+               if not (run.checkpoints(name) / "best.pt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run.root}: no best checkpoint for {len(missing)} model(s) of the run "
+                                f"({', '.join(missing)}); the run did not finish (continue it with "
+                                f"`train --resume --out {run.root}`) or files were removed")
     dataset = load_dataset(config.data, with_text=config.uses_text)
     outcomes = {}
     item_ids = plain_ids(dataset.inter.item_ids)
     for name in models or config.models:
         best = run.checkpoints(name) / "best.pt"
-        if not best.is_file():
-            continue
         saved = load_checkpoint(best)
         _check_same_items(saved, item_ids, best)
-        test = evaluate(_model_from(saved, name, config), dataset.inter, dataset.test_targets,
+        test = evaluate(_model_from(saved, name, config, best), dataset.inter, dataset.test_targets,
                         batch_size=config.train.eval_batch_size, window=config.train.window,
                         true_interest=dataset.true_interest)
         outcomes[name] = ModelOutcome(name, test.summary(), test.by_history(),
@@ -252,8 +267,14 @@ def load_tracker(run_dir: str | Path, model: str | None = None) -> InterestTrack
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
     config = ExperimentConfig.load(run.config)
+    if model is not None and model not in config.models:
+        raise ValueError(f"--model {model!r} is not a model of the run {run.root}; it has "
+                         f"{', '.join(config.models)}")
     name = model or ("timelstm" if "timelstm" in config.models else config.models[0])
     path = run.tracker(name)
     if not path.is_file():
         raise FileNotFoundError(f"{run.root} has no serving state for model {name!r} ({path} is missing)")
-    return InterestTracker.load(path)
+    try:
+        return InterestTracker.load(path)
+    except (KeyError, RuntimeError, TypeError) as err:  # an entry missing or of the wrong shape
+        raise ValueError(f"{path} is not serving state this program wrote (it lacks or mangles {err})") from None

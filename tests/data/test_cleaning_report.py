@@ -55,3 +55,12 @@ def test_one_unit_throughout_is_still_converted():
     assert inter.report.timestamp_unit == "microseconds"
     assert inter.timestamp.tolist() == [1_600_000_000, 1_600_000_360]
     assert np.isclose(inter.dt[1], 0.1)
+
+
+def test_an_item_file_whose_ids_match_nothing_in_the_log_is_refused():
+    log = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 10], "timestamp": [1, 2, 3]})
+    items = pd.DataFrame({"item_id": [500, 501], "categories": [["a"], ["b"]]})
+    with pytest.raises(DataFormatError, match="none of the item file's 2 item ids occurs in the log"):
+        prepare_interactions(log, items)
+    matching = pd.DataFrame({"item_id": [10, 501], "categories": [["a"], ["b"]]})
+    assert prepare_interactions(log, matching).num_categories == 2
