@@ -253,3 +253,160 @@ def test_the_memory_estimate_lets_ordinary_sizes_through():
     assert 0.01 * GIB < need < 2 * GIB
     huge = training_bytes("timelstm", 3_706, ModelConfig(hidden_size=100_000), TrainConfig())
     assert huge > 100 * GIB  # 4·H·(E + H) recurrent weights alone are 160 GB
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished run on a log with an item file (titles and genres), shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("small")
+    rows = [f"u{u},{(u * 5 + j) % 9},{1_600_000_000 + 3600 * j + u}" for u in range(12) for j in range(8)]
+    log = write(root / "log.csv", "user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    items = write(root / "items.csv", "item_id,title,genres\n" + "\n".join(
+        f"{i},Film number {i},{'Drama|Comedy' if i % 2 else 'Action'}" for i in range(9)) + "\n")
+    out = root / "run"
+    assert main(["train", "--data", log, "--items", items, "--models", "gru,pop", "--epochs", "1",
+                 "--embedding-size", "8", "--hidden-size", "8", "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+def copy_run(small_run, tmp_path):
+    import shutil
+
+    return shutil.copytree(small_run, tmp_path / "copy")
+
+
+def test_recommend_prints_a_table_with_titles_and_echoes_the_time(small_run, capsys):
+    code, out, err = run_cli(["recommend", str(small_run), "--user", "u3", "--model", "gru", "-k", "3",
+                              "--at", "1700000000000"], capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("user u3 (gru) at --at 1700000000000 (unix milliseconds: 2023-11-14T22:13:20Z)")
+    hours = float(lines[0].split(", ")[1].split()[0])
+    assert 27_000 < hours < 28_000  # read as seconds it would be 471777380 hours
+    assert lines[1].split() == ["rank", "item", "score", "title", "categories"] and len(lines) == 5
+    assert "Film number" in lines[2] and ("Action" in lines[2] or "Drama|Comedy" in lines[2])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--at", "inf"], "--at 'inf' is no time that can be stored"),
+    (["--at", "1e30"], "--at '1e30' is no time that can be stored"),
+    (["--at", "nan"], "--at 'nan' is no time"),
+    (["--at", "1000"], "request time 1000 for user 'u3' is before that user's last event"),
+    (["-k", "-1"], "-k: must be a positive integer, got -1"),
+    (["-k", "0"], "-k: must be a positive integer, got 0"),
+    (["--model", "transformer"], "--model 'transformer' is not a model of the run"),
+    (["--all-users"], "argument --all-users: not allowed with argument --user"),
+    (["--out", "x.csv"], "--out goes with --all-users"),
+])
+def test_bad_recommend_requests_are_one_line(argv, message, small_run, capsys):
+    code, _, err = run_cli(["recommend", str(small_run), "--user", "u3", *argv], capsys)
+    assert code == 2
+    one_line(err, message)
+    if message.startswith("--model"):
+        assert "it has gru, pop" in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_recommendations_for_every_user_are_written_to_a_file(suffix, small_run, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / f"recs{suffix}"
+    code, printed, err = run_cli(["recommend", str(small_run), "--all-users", "--model", "gru", "-k", "4",
+                                  "--at", "2030-01-01", "--out", str(out)], capsys)
+    assert code == 0, err
+    recs = pd.read_csv(out, dtype=str) if suffix == ".csv" else pd.read_parquet(out)
+    assert len(recs) == 12 * 4 and set(recs["user_id"]) == {f"u{u}" for u in range(12)}
+    assert recs.groupby("user_id")["rank"].apply(lambda r: sorted(map(int, r))).map(tuple).nunique() == 1
+    assert "for 12 users" in printed and str(out) in printed
+    assert not list(tmp_path.glob(".*.tmp"))
+    code, _, err = run_cli(["recommend", str(small_run), "--all-users", "--out", str(out)], capsys)
+    assert code == 2
+    one_line(err, "exists; choose a new file")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "unsafe pickle", "flipped bytes"])
+@pytest.mark.parametrize("command", ["recommend", "evaluate", "resume"])
+def test_damaged_checkpoints_are_one_line_naming_the_file(damage, command, small_run, tmp_path, capsys):
+    import torch
+
+    run = copy_run(small_run, tmp_path)
+    target = run / ("trackers/gru.pt" if command == "recommend" else
+                    "checkpoints/gru/best.pt" if command == "evaluate" else "checkpoints/gru/last.pt")
+    good = target.read_bytes()
+    if damage == "unsafe pickle":
+        torch.save({"x": UnsafeThing()}, target)
+    else:
+        flipped = good[:len(good) // 2] + bytes(b ^ 0xFF for b in good[len(good) // 2:len(good) // 2 + 64]) + \
+            good[len(good) // 2 + 64:]
+        target.write_bytes({"truncated": good[:len(good) // 3], "empty": b"", "garbage": b"\x00\x01nonsense" * 50,
+                            "flipped bytes": flipped}[damage])
+    argv = {"recommend": ["recommend", str(run), "--user", "u3", "--model", "gru"],
+            "evaluate": ["evaluate", str(run)],
+            "resume": ["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]}[command]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2
+    one_line(err, str(target))
+    assert "weights_only" not in err
+
+
+class UnsafeThing:
+    pass
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: [1, 2, 3], "expected a table of settings"),
+    (lambda c: {**c, "model": {**c["model"], "hidden_size": 16}}, "does not fit the run's config.json"),
+    (lambda c: {**c, "train": {**c["train"], "epochs": "two"}}, "train.epochs must be an integer"),
+])
+def test_inconsistent_run_directories_are_one_line(edit, message, small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(edit(config)))
+    code, _, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 2
+    one_line(err, message)
+
+
+def test_config_json_that_is_not_json_is_one_line(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path)
+    (run / "config.json").write_text("{half a file")
+    code, _, err = run_cli(["recommend", str(run), "--user", "u3"], capsys)
+    assert code == 2
+    one_line(err, "config.json is not valid JSON")
+
+
+def test_a_tracker_without_dt_unit_is_one_line(small_run, tmp_path, capsys):
+    from interestevo.checkpoint import load_checkpoint, save_checkpoint
+
+    run = copy_run(small_run, tmp_path)
+    saved = load_checkpoint(run / "trackers" / "gru.pt")
+    del saved["dt_unit"]
+    save_checkpoint(saved, run / "trackers" / "gru.pt")
+    code, _, err = run_cli(["recommend", str(run), "--user", "u3", "--model", "gru"], capsys)
+    assert code == 2
+    one_line(err, "is not serving state this program wrote (it lacks or mangles 'dt_unit')")
+
+
+def test_evaluate_refuses_a_run_with_a_missing_checkpoint(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path)
+    (run / "checkpoints" / "gru" / "best.pt").unlink()
+    code, _, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 2
+    one_line(err, "no best checkpoint for 1 model(s) of the run")
+
+
+def test_an_item_file_matching_nothing_is_refused(tmp_path, capsys):
+    log = small_log(tmp_path)
+    items = write(tmp_path / "items.csv", "item_id,genre\n" + "\n".join(f"sku-{i},a" for i in range(5)) + "\n")
+    code, _, err = run_cli(["train", "--data", log, "--items", items, "--models", "pop", "--no-progress",
+                            "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, "none of the item file's 5 item ids occurs in the log")
+
+
+def test_cold_start_table_names_empty_buckets_instead_of_showing_them(small_run, capsys):
+    assert main(["evaluate", str(small_run)]) == 0
+    table = capsys.readouterr().out
+    assert "[0]" not in table and "(no test target falls in: users with 1-4 prior events" in table
+    header = table.splitlines()[0].split()
+    assert header == ["model", "hit@10", "ndcg@10", "mrr@10", "forecast_mse"]  # the names metrics.json uses
