@@ -410,3 +410,40 @@ def test_cold_start_table_names_empty_buckets_instead_of_showing_them(small_run,
     assert "[0]" not in table and "(no test target falls in: users with 1-4 prior events" in table
     header = table.splitlines()[0].split()
     assert header == ["model", "hit@10", "ndcg@10", "mrr@10", "forecast_mse"]  # the names metrics.json uses
+
+
+def test_redirected_output_gets_log_lines_per_epoch_not_progress_bars(tmp_path):
+    import subprocess
+    import sys
+
+    argv = [a for a in tiny(2) if a != "--no-progress"]  # progress left on: the redirect must decide
+    proc = subprocess.run([sys.executable, "-m", "interestevo", "train", *argv, "--models", "gru",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stderr and "it/s" not in proc.stderr  # no bar frames
+    assert "gru epoch 1: loss" in proc.stderr and "gru epoch 2: loss" in proc.stderr
+    assert "gru: trained all 2 epochs; best epoch" in proc.stderr
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch,
+                                                                       no_data_loading):
+    class ReadOnlyLock:  # what acquiring the lock meets in a read-only directory
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def acquire(self):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("interestevo.experiment.layout.FileLock", ReadOnlyLock)
+    code, _, err = run_cli(["train", *TINY, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, f"--out {tmp_path / 'run'} is not writable: Permission denied")
+
+
+def test_a_synthetic_dataset_that_cannot_fit_is_refused_before_it_is_generated(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the synthetic data was generated")
+    monkeypatch.setattr("interestevo.experiment.dataset.generate_synthetic", refuse)
+    code, _, err = run_cli(["train", "--synthetic-users", "100000000000", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    one_line(err, "--synthetic-users 100,000,000,000 needs about")

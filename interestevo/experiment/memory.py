@@ -41,6 +41,23 @@ def training_bytes(name: str, num_items: int, model_config, train_config, text_d
     return params * FLOAT * COPIES_PER_PARAMETER + max(scores + recurrent, ranking) + text
 
 
+def synthetic_bytes(synthetic) -> int:
+    """Peak bytes of generating the synthetic dataset: per event its ids, times and gaps, the true
+    interest over every category, and the pandas frames built on the way (an estimate)."""
+    events = synthetic.num_users * synthetic.max_events
+    return events * (12 * 8 + 3 * synthetic.num_categories * FLOAT)
+
+
+def check_synthetic_memory(synthetic) -> None:
+    """ValueError when the synthetic dataset asked for cannot be generated in this machine's memory."""
+    free = available_bytes(torch.device("cpu"))
+    need = synthetic_bytes(synthetic)
+    if free is not None and need > free:
+        raise ValueError(f"--synthetic-users {synthetic.num_users:,} needs about {need / GIB:,.1f} GiB to "
+                         f"generate (up to {synthetic.max_events} events each), more than the {free / GIB:,.1f} "
+                         f"GiB free; choose fewer users")
+
+
 def available_bytes(device: torch.device) -> int | None:
     """Free memory of ``device`` now (None where it cannot be told)."""
     if device.type == "cuda":

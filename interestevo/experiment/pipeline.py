@@ -3,6 +3,7 @@ and write the run directory (configuration, checkpoints, serving state, metrics,
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..train.distributed import Distributed
 from .config import ExperimentConfig
 from .dataset import Dataset, load_dataset
 from .layout import RunDirectory
-from .memory import check_memory
+from .memory import check_memory, check_synthetic_memory
 
 TEXT_DIM = 1024  # the widest sentence encoder vectors we expect; the estimate errs on the large side
 
@@ -62,6 +63,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         config.out = str(run.root)
         if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
             lock = run.claim(resume)
+        if config.data.path is None:
+            check_synthetic_memory(config.data.synthetic)
         dataset = load_dataset(config.data, with_text=config.uses_text)
         report = dataset.inter.report
         log.info("%s", report)
@@ -113,8 +116,10 @@ def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed)
                               f"column with --text-col")
     features = None
     if ctx.is_main:
+        # A bar only on a terminal: redirected output would fill with bar frames.
         features = item_text_features(texts, config.data.text_model, config.data.text_cache,
-                                      progress=config.train.progress, device=str(ctx.device))
+                                      progress=config.train.progress and sys.stderr.isatty(),
+                                      device=str(ctx.device))
     return ctx.broadcast(features)
 
 
