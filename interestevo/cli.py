@@ -40,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
                          f"(writes are atomic), and `train --resume` continues from the last checkpoint")
 
 
+MAX_MESSAGE = 1000  # characters; a message quoting a damaged file could otherwise be megabytes
+
+
 def _one_line(message: str) -> int:
-    print(f"interestevo: error: {message}", file=sys.stderr)
+    # Control characters from a damaged file (NUL bytes, escapes) are shown escaped, never sent raw.
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    if len(shown) > MAX_MESSAGE:
+        shown = shown[:MAX_MESSAGE] + "..."
+    print(f"interestevo: error: {shown}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -227,6 +234,8 @@ def _configure_logging() -> None:
 def _train(args) -> int:
     from .experiment import ExperimentConfig, RunDirectory, run_experiment
 
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; name the run directory (or leave --out out for runs/<timestamp>)")
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out DIR, the run to continue")

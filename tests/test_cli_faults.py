@@ -172,11 +172,11 @@ def test_cleaning_report_is_printed_saved_and_enforced(tmp_path, capsys, caplog)
     out = tmp_path / "run"
     code, _, err = run_cli(["train", "--data", log, "--models", "pop", "--no-progress", "--out", str(out)], capsys)
     assert code == 2
-    one_line(err, "cleaning dropped 7.7% of the rows, more than --max-dropped-fraction 0.01: 5 unparsable "
-                  "timestamp (lines 62, 63, 64, 65, 66)")
+    one_line(err, "cleaning dropped 7.69% of the rows, more than --max-dropped-fraction 0.01: unparsable "
+                  "timestamp: 5 rows (lines 62, 63, 64, 65, 66) (pass --max-dropped-fraction 0.08 to accept it")
     report = json.loads((out / "data_report.json").read_text())
     assert report["dropped"] == {"unparsable timestamp": {"rows": 5, "examples": [62, 63, 64, 65, 66]}}
-    assert any("Dropped: 5 unparsable timestamp" in r.getMessage() for r in caplog.records)
+    assert any("Dropped: unparsable timestamp: 5 rows" in r.getMessage() for r in caplog.records)
     # The refused run's directory is reused as soon as the limit allows the data.
     assert main(["train", "--data", log, "--models", "pop", "--no-progress", "--max-dropped-fraction", "0.1",
                  "--out", str(out)]) == 0
@@ -209,6 +209,16 @@ def test_a_huge_learning_rate_is_caught_as_divergence(tmp_path, capsys):
     assert code == 2
     one_line(err, "gru: training diverged in epoch 1")
     assert not (out / "checkpoints" / "gru" / "best.pt").exists()
+
+
+def test_control_characters_of_a_damaged_file_are_escaped_in_the_error(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"\x00" * 5000)
+    code, _, err = run_cli(["train", "--data", str(path), "--models", "pop", "--out", str(tmp_path / "run")],
+                           capsys)
+    assert code == 2
+    one_line(err, "\\x00\\x00")
+    assert "\x00" not in err and len(err) < 1100
 
 
 def test_a_disk_full_while_writing_is_one_line(tmp_path, capsys, monkeypatch):

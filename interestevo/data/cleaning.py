@@ -57,9 +57,15 @@ class CleaningReport:
         return [int(r) + (self.first_line if self.first_line is not None else 1) for r in rows]
 
     def summary_of_drops(self) -> str:
+        """``unparsable timestamp: 545 rows (lines 3, 9, ...); exact duplicate: 2 rows (line 7)``."""
         where = "line" if self.first_line is not None else "row"
-        parts = [f"{n:,} {reason} ({where}s {', '.join(map(str, self.examples.get(reason, [])))})"
-                 for reason, n in self.dropped.items() if n]
+        parts = []
+        for reason, n in self.dropped.items():
+            if n:
+                examples = self.examples.get(reason, [])
+                listed = ", ".join(map(str, examples)) + (", ..." if n > len(examples) else "")
+                parts.append(f"{reason}: {n:,} row{'s' if n > 1 else ''} "
+                             f"({where}{'s' if len(examples) > 1 else ''} {listed})")
         return "; ".join(parts) if parts else "nothing dropped"
 
     def to_dict(self) -> dict:

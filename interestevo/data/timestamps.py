@@ -142,6 +142,9 @@ def parse_time(text: str) -> tuple[int, str]:
     if number is None:
         try:
             return datetime_seconds(text), "an ISO date"
+        except pd.errors.OutOfBoundsDatetime:
+            raise ValueError(f"{text!r} is a date outside the years {pd.Timestamp.min.year + 1}-"
+                             f"{pd.Timestamp.max.year - 1} that can be stored") from None
         except (ValueError, OverflowError):
             raise ValueError(f"{text!r} is neither unix time (seconds, ms or µs) nor an ISO date") from None
     if not math.isfinite(number) or abs(number) >= _INT64_SAFE:

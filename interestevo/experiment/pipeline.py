@@ -3,6 +3,7 @@ and write the run directory (configuration, checkpoints, serving state, metrics,
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,10 +100,15 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
 def check_dropped_fraction(report, limit: float) -> None:
     """Refuse data that cleaning had to cut by more than ``limit`` (a fraction of the rows read)."""
     if report.dropped_fraction > limit:
-        raise DataFormatError(f"cleaning dropped {report.dropped_fraction:.1%} of the rows, more than "
+        raise DataFormatError(f"cleaning dropped {report.dropped_fraction:.2%} of the rows, more than "
                               f"--max-dropped-fraction {limit:g}: {report.summary_of_drops()} (pass "
-                              f"--max-dropped-fraction {min(1.0, report.dropped_fraction + 0.005):.2f} to "
+                              f"--max-dropped-fraction {_round_up(report.dropped_fraction)} to "
                               f"accept it; details in data_report.json)")
+
+
+def _round_up(fraction: float) -> str:
+    """The smallest two-decimal limit that accepts ``fraction``, as a flag value."""
+    return f"{min(1.0, math.ceil(fraction * 100) / 100):.2f}"
 
 
 def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed):

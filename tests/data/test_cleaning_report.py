@@ -31,7 +31,7 @@ def test_each_drop_is_counted_by_reason_with_line_numbers(tmp_path):
     assert len(inter) == 2 and [str(i) for i in inter.item_ids[1:]] == ["10"]  # "1\x004" is no new item
     assert report.dropped_fraction == pytest.approx(6 / 8)  # blank lines hold no data
     text = str(report)
-    assert "\n" not in text and "timestamp out of range (lines 4, 5)" in text and "NUL bytes" in text
+    assert "\n" not in text and "timestamp out of range: 2 rows (lines 4, 5)" in text and "NUL bytes" in text
     saved = report.to_dict()
     assert saved["dropped"]["unparsable timestamp"] == {"rows": 1, "examples": [3]}
     assert saved["examples_are"] == "line numbers"
