@@ -457,3 +457,14 @@ def test_a_synthetic_dataset_that_cannot_fit_is_refused_before_it_is_generated(t
     code, _, err = run_cli(["train", "--synthetic-users", "100000000000", "--out", str(tmp_path / "run")], capsys)
     assert code == 2
     one_line(err, "--synthetic-users 100,000,000,000 needs about")
+
+
+def test_a_run_refused_before_writing_anything_leaves_no_directory(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2
+    one_line(err, f"--data {tmp_path / 'nope.csv'}: file not found")
+    log = write(tmp_path / "log.csv", "user_id,item_id,timestamp\n1,2,soon\n1,3,later\n")
+    code, _, err = run_cli(["train", "--data", log, "--out", str(tmp_path / "b")], capsys)
+    assert code == 2
+    one_line(err, "neither numbers nor datetimes")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -78,8 +78,11 @@ class ExperimentConfig:
             raise ValueError(f"--models names {', '.join(repeated)} more than once")
 
     def check_values(self) -> None:
-        """Every setting in range, named by its flag (and its key in a config file), before any data
-        loads. ValueError says which and what was expected."""
+        """Every setting in range, named by its flag (and its key in a config file), and the input
+        files present, before any data loads. ValueError says which and what was expected."""
+        for flag, path in (("--data", self.data.path), ("--items", self.data.items)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{flag} {path}: {'not a file' if Path(path).exists() else 'file not found'}")
         for section, name, flag, ok, expected in _CHECKS:
             value = getattr(getattr(self, section), name)
             if not ok(value):

@@ -1,6 +1,7 @@
 """Top-k recommendations for every user of a run, streamed to a CSV or Parquet file in batches."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
+
+log = logging.getLogger("interestevo.experiment")
 
 EXPORT_FORMATS = (".csv", ".parquet")
 
@@ -42,6 +45,9 @@ def export_recommendations(tracker, path: str | os.PathLike, at: int, k: int, ex
             batch = users[start:start + batch_size]
             recs = tracker.recommend(batch, at=[at] * len(batch), k=k, exclude_seen=exclude_seen)
             width = recs.items.shape[1]
+            if width < k:  # the tracker shrinks k to what every user of the batch has left unseen
+                log.warning("users %d-%d get %d items, not %d: --exclude-seen leaves no more for some of "
+                            "them", start + 1, start + len(batch), width, k)
             yield pd.DataFrame({
                 "user_id": np.repeat(np.asarray(batch, dtype=object), width).astype(str),
                 "rank": np.tile(np.arange(1, width + 1), len(batch)),

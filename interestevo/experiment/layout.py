@@ -48,6 +48,7 @@ class RunDirectory:
         empty directory (or one a run left before writing its config.json, e.g. refused data or a
         kill); ``resume`` one with a config.json. Leftover temporary files of a killed run are removed."""
         where = f"--out {self.root}"
+        self._created = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -70,6 +71,15 @@ class RunDirectory:
             lock.release()
             raise
         return lock
+
+    def release(self, lock: BaseFileLock, failed: bool) -> None:
+        """Let go of the directory; one this run created and left holding nothing but the lock (it
+        failed before writing anything) is removed, so a refused run leaves no trace."""
+        lock.release()
+        if failed and getattr(self, "_created", False):
+            if [p.name for p in self.root.iterdir()] == [LOCK]:
+                (self.root / LOCK).unlink()
+                self.root.rmdir()
 
     def _check_claimable(self, resume: bool, where: str) -> None:
         if resume:

@@ -57,7 +57,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
     if not resume:
         config.check_item_options()
     ctx = init_distributed(config.train.device)
-    lock = None
+    lock, failed = None, True
     try:
         default = str(RunDirectory.new().root) if ctx.is_main and not config.out else None
         run = RunDirectory(ctx.broadcast(config.out or default))
@@ -90,10 +90,11 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         if ctx.is_main:
             _write_results(result, config, dataset)
         ctx.barrier()
+        failed = False
         return result
     finally:
         if lock is not None:
-            lock.release()
+            run.release(lock, failed)
         shutdown_distributed(ctx)
 
 
