@@ -400,7 +400,8 @@ def _item_labels(run_dir: str) -> dict[str, tuple[str | None, list]]:
         return {}
     renamed = data.item_col if data.item_col != "item_id" else None
     labels = read_item_labels(data.items, item_col=renamed, category_col=data.category_col)
-    return {str(i): (t, c) for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
+    return {str(i): (t if isinstance(t, str) else None, list(c) if isinstance(c, (list, tuple)) else [])
+            for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
 
 
 def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:
