@@ -42,13 +42,14 @@ class RunDirectory:
                 n += 1
                 root = Path(base) / f"{stamp}-{n}"
 
-    def claim(self, resume: bool = False) -> BaseFileLock:
+    def claim(self, resume: bool = False, created: bool = False) -> BaseFileLock:
         """Hold the directory for this run (release the returned lock when it ends), before any data
         loads: of two runs started on the same directory exactly one gets it. A new run needs an
         empty directory (or one a run left before writing its config.json, e.g. refused data or a
-        kill); ``resume`` one with a config.json. Leftover temporary files of a killed run are removed."""
+        kill); ``resume`` one with a config.json. Leftover temporary files of a killed run are removed.
+        ``created``: the caller made the directory just now (see :meth:`release`)."""
         where = f"--out {self.root}"
-        self._created = not self.root.exists()
+        self._created = created or not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:

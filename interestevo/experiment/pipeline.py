@@ -63,7 +63,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         run = RunDirectory(ctx.broadcast(config.out or default))
         config.out = str(run.root)
         if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
-            lock = run.claim(resume)
+            lock = run.claim(resume, created=default is not None)
         if config.data.path is None:
             check_synthetic_memory(config.data.synthetic)
         dataset = load_dataset(config.data, with_text=config.uses_text)
@@ -71,7 +71,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         log.info("%s", report)
         if ctx.is_main:
             run.write_json(run.data_report, report.to_dict())
-        check_dropped_fraction(report, config.data.max_dropped_fraction)
+        check_dropped_fraction(report, config.data.max_dropped_fraction, run.data_report)
         check_memory(config.models, dataset.inter.num_items, config.model, config.train, ctx.device,
                      text_dim=TEXT_DIM if config.uses_text else 0)
         text = _text_features(config, dataset, ctx) if config.uses_text else None
@@ -98,13 +98,13 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         shutdown_distributed(ctx)
 
 
-def check_dropped_fraction(report, limit: float) -> None:
+def check_dropped_fraction(report, limit: float, saved_in: Path | None = None) -> None:
     """Refuse data that cleaning had to cut by more than ``limit`` (a fraction of the rows read)."""
     if report.dropped_fraction > limit:
         raise DataFormatError(f"cleaning dropped {report.dropped_fraction:.2%} of the rows, more than "
                               f"--max-dropped-fraction {limit:g}: {report.summary_of_drops()} (pass "
                               f"--max-dropped-fraction {_round_up(report.dropped_fraction)} to "
-                              f"accept it; details in data_report.json)")
+                              f"accept it; details in {saved_in or 'data_report.json'})")
 
 
 def _round_up(fraction: float) -> str:
