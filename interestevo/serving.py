@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_save, load_checkpoint, plain_ids
+from .checkpoint import load_checkpoint, plain_ids, save_checkpoint
 from .data.timestamps import unit_seconds
 from .models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
 from .train.batches import sequence_batches
@@ -250,7 +250,7 @@ class InterestTracker:
             raise ValueError("save needs model_name and model_config to rebuild the model on load")
         seen_counts = [len(s) for s in self.seen]
         seen = [sorted(s.items()) for s in self.seen]
-        return atomic_save({
+        return save_checkpoint({
             "model_name": self.model_name, "model_config": asdict(self.model_config),
             "num_items": self.model.num_items, "model_state": self.model.state_dict(),
             "item_ids": plain_ids(self.item_ids), "user_ids": plain_ids(np.asarray(self.user_ids, dtype=object)),

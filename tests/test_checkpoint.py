@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from interestevo import checkpoint
-from interestevo.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from interestevo.checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint, save_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -45,3 +45,46 @@ def test_save_goes_through_a_rename(tmp_path, monkeypatch):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_a_checkpoint_carries_its_checksum_and_damage_is_refused(tmp_path):
+    path = save_checkpoint({"weights": torch.arange(1000.0), "epoch": 3}, tmp_path / "c.pt")
+    assert load_checkpoint(path)["epoch"] == 3
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])  # 64 flipped bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum does not match"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "torch zip cut short"])
+def test_broken_files_are_one_clear_error(tmp_path, damage):
+    good = save_checkpoint({"weights": torch.ones(100)}, tmp_path / "good.pt").read_bytes()
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"weights": torch.ones(100)}, legacy)
+    content = {"truncated": good[:len(good) // 2], "empty": b"", "garbage": b"\x00not a checkpoint" * 10,
+               "torch zip cut short": legacy.read_bytes()[:300]}[damage]
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(path) in str(caught.value) and len(str(caught.value).splitlines()) == 1
+
+
+def test_an_unsafe_pickle_is_refused_without_advising_weights_only_false(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"payload": UnsafeObject()}, path)
+    with pytest.raises(CheckpointError, match="not a checkpoint this program wrote") as caught:
+        load_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
+
+
+class UnsafeObject:
+    """An arbitrary class: loading it would run code from the file."""
+
+
+def test_checkpoints_of_older_versions_without_a_checksum_still_load(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"epoch": 7}, path)
+    assert load_checkpoint(path)["epoch"] == 7

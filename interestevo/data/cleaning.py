@@ -10,14 +10,22 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataFormatError
-from .timestamps import parse_seconds
+from .timestamps import EPOCH_UNITS, epoch_unit, out_of_range, parse_seconds
 
 REQUIRED = ("user_id", "item_id", "timestamp")
 
 
+# Why rows are dropped, in the order a row is judged (it counts under the first reason it meets).
+BLANK, NUL, MISSING, OUT_OF_RANGE = "blank line", "NUL byte", "missing value", "timestamp out of range"
+BAD_TIME, BAD_RATING, DUPLICATE = "unparsable timestamp", "unparsable rating", "exact duplicate"
+REASONS = (BLANK, NUL, MISSING, OUT_OF_RANGE, BAD_TIME, BAD_RATING, DUPLICATE)
+EXAMPLES = 5  # example line numbers kept per reason
+
+
 @dataclass
 class CleaningReport:
-    """What cleaning did, in counts. ``str(report)`` is a one-paragraph summary."""
+    """What cleaning did, in counts. ``str(report)`` is a one-paragraph summary; ``to_dict()`` is
+    what the run directory's ``data_report.json`` holds."""
 
     rows_read: int = 0
     dropped_missing: int = 0  # rows with an absent value in a used column
@@ -33,12 +41,54 @@ class CleaningReport:
     source: str = ""
     timestamp_unit: str = "seconds"  # as read; milliseconds/microseconds are converted to seconds
     unlogged_items: int = 0  # items of the item file without events, kept in the catalogue
+    dropped: dict = field(default_factory=dict)  # reason -> rows (each row under one reason)
+    examples: dict = field(default_factory=dict)  # reason -> first line numbers (or row numbers)
+    first_line: int | None = None  # file line of the first data row; None: examples are row numbers
+
+    @property
+    def dropped_fraction(self) -> float:
+        """Rows dropped for bad or repeated values (not blank lines, not k-core) per row read."""
+        data_rows = self.rows_read - self.dropped.get(BLANK, 0)
+        lost = sum(n for reason, n in self.dropped.items() if reason != BLANK)
+        return lost / data_rows if data_rows else 0.0
+
+    def line_numbers(self, rows: np.ndarray) -> list[int]:
+        """File lines (or 1-based row numbers) of input rows, as the examples show them."""
+        return [int(r) + (self.first_line if self.first_line is not None else 1) for r in rows]
+
+    def summary_of_drops(self) -> str:
+        """``unparsable timestamp: 545 rows (lines 3, 9, ...); exact duplicate: 2 rows (line 7)``."""
+        where = "line" if self.first_line is not None else "row"
+        parts = []
+        for reason, n in self.dropped.items():
+            if n:
+                examples = self.examples.get(reason, [])
+                listed = ", ".join(map(str, examples)) + (", ..." if n > len(examples) else "")
+                parts.append(f"{reason}: {n:,} row{'s' if n > 1 else ''} "
+                             f"({where}{'s' if len(examples) > 1 else ''} {listed})")
+        return "; ".join(parts) if parts else "nothing dropped"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "rows_read": self.rows_read, "events_kept": self.events,
+                "users": self.users, "items": self.items, "timestamp_unit": self.timestamp_unit,
+                "timestamps_converted_to_seconds": self.timestamp_unit != "seconds",
+                "dropped_fraction": self.dropped_fraction,
+                "dropped": {reason: {"rows": n, "examples": self.examples.get(reason, [])}
+                            for reason, n in self.dropped.items() if n},
+                "examples_are": "line numbers" if self.first_line is not None else "row numbers (from 1)",
+                "missing_by_column": self.missing_by_column, "unparsable_by_column": self.unparsable_by_column,
+                "k_core": self.k_core, "kcore_removed_events": self.kcore_removed_events,
+                "unlogged_items": self.unlogged_items}
 
     def __str__(self) -> str:
         where = f" from {self.source}" if self.source else ""
         parts = [f"Read {self.rows_read:,} rows{where}"]
         if self.timestamp_unit != "seconds":
             parts.append(f"read timestamps as {self.timestamp_unit} and converted them to seconds")
+        if self.dropped.get(BLANK):
+            parts.append(f"skipped {self.dropped[BLANK]:,} blank lines")
+        if self.dropped.get(NUL):
+            parts.append(f"dropped {self.dropped[NUL]:,} with NUL bytes")
         if self.dropped_missing:
             parts.append(f"dropped {self.dropped_missing:,} with missing values"
                          f"{_by_column(self.missing_by_column)}")
@@ -51,24 +101,34 @@ class CleaningReport:
             parts.append(f"{self.k_core}-core filtering removed {self.kcore_removed_events:,} events")
         unlogged = f" (plus {self.unlogged_items:,} items from the item file without events)" \
             if self.unlogged_items else ""
+        examples = f" Dropped: {self.summary_of_drops()}." if any(self.dropped.values()) else ""
         return (", ".join(parts) + f"; kept {self.events:,} events of {self.users:,} users "
-                f"on {self.items:,} items{unlogged}.")
+                f"on {self.items:,} items{unlogged}.{examples}")
+
+    def _count(self, reason: str, rows: np.ndarray) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
+        self.examples[reason] = (self.examples.get(reason, []) + self.line_numbers(rows[:EXAMPLES]))[:EXAMPLES]
 
 
-# Epoch values this large are not seconds (1e11 s is the year 5138): logs such as RetailRocket's
-# count milliseconds. Converting beats silently stretching every gap a thousandfold.
-_EPOCH_UNITS = ((1e14, "microseconds", 1_000_000), (1e11, "milliseconds", 1_000))
-
-
-def to_seconds(timestamp: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, str]:
-    """Detects millisecond/microsecond epoch timestamps by magnitude and floors them to seconds."""
+def to_seconds(timestamp: np.ndarray, valid: np.ndarray, report: CleaningReport,
+               where: str = "") -> tuple[np.ndarray, str]:
+    """Detects millisecond/microsecond epoch timestamps by magnitude, per value, and floors them to
+    seconds; a column whose values disagree on the unit is refused (no guess moves rows to 1970)."""
     if not valid.any():
         return timestamp, "seconds"
-    typical = float(np.median(np.abs(timestamp[valid])))
-    for threshold, unit, per_second in _EPOCH_UNITS:
-        if typical >= threshold:
-            return timestamp // per_second, unit
-    return timestamp, "seconds"
+    unit = epoch_unit(timestamp[valid])
+    counts = np.bincount(unit, minlength=len(EPOCH_UNITS))
+    if (counts > 0).sum() > 1:
+        majority = int(np.argmax(counts))
+        odd = np.flatnonzero(valid)[unit != majority]
+        told = ", ".join(f"{n:,} look like {EPOCH_UNITS[u][0]}" for u, n in enumerate(counts) if n)
+        where_odd = "lines" if report.first_line is not None else "rows"
+        raise DataFormatError(
+            f"{where}the timestamp column mixes units: {told} ({len(odd):,} rows disagree with the majority, "
+            f"e.g. {where_odd} {', '.join(map(str, report.line_numbers(odd[:EXAMPLES])))}); convert the log to "
+            f"one unit")
+    name, _, per_second = EPOCH_UNITS[int(unit[0])]
+    return (timestamp // per_second if per_second > 1 else timestamp), name
 
 
 def _by_column(counts: dict) -> str:
@@ -110,7 +170,8 @@ def clean_events(frame: pd.DataFrame, k_core: int = 0) -> tuple[CleanEvents, Cle
         raise DataFormatError(f"{where}no interactions (the frame is empty)")
     if not isinstance(k_core, (int, np.integer)) or k_core < 0:
         raise DataFormatError(f"k_core={k_core!r} must be a non-negative integer")
-    report = CleaningReport(rows_read=len(frame), k_core=int(k_core), source=source)
+    report = CleaningReport(rows_read=len(frame), k_core=int(k_core), source=source,
+                            first_line=frame.attrs.get("first_line"))
     events = _parse_and_drop(frame, where, report)
     events = _drop_duplicates(events, report)
     if k_core > 1:
@@ -123,26 +184,51 @@ def clean_events(frame: pd.DataFrame, k_core: int = 0) -> tuple[CleanEvents, Cle
 
 
 def _parse_and_drop(frame: pd.DataFrame, where: str, report: CleaningReport) -> CleanEvents:
+    used = [c for c in ("user_id", "item_id", "timestamp", "rating", "behavior") if c in frame.columns]
+    blank = frame[used].isna().all(axis=1).to_numpy()
+    nul = np.logical_or.reduce([_has_nul(frame[c]) for c in used])
     user, user_missing = normalise_ids(frame["user_id"])
     item, item_missing = normalise_ids(frame["item_id"])
     timestamp, time_missing, time_bad = parse_seconds(frame["timestamp"], f"{where}timestamp column")
-    timestamp, report.timestamp_unit = to_seconds(timestamp, ~(time_missing | time_bad))
+    huge = out_of_range(frame["timestamp"]) & time_bad
+    timestamp, report.timestamp_unit = to_seconds(timestamp, ~(time_missing | time_bad | nul | blank), report,
+                                                  where)
     missing = {"user_id": user_missing, "item_id": item_missing, "timestamp": time_missing}
     bad = {"timestamp": time_bad}
     rating = behavior = None
+    rating_bad = np.zeros(len(frame), bool)
     if "rating" in frame.columns:
-        rating, missing["rating"], bad["rating"] = parse_ratings(frame["rating"])
+        rating, missing["rating"], rating_bad = parse_ratings(frame["rating"])
+        bad["rating"] = rating_bad
     if "behavior" in frame.columns:
         behavior, missing["behavior"] = normalise_ids(frame["behavior"])
         behavior = behavior.astype(str).astype(object)
-    any_missing = np.logical_or.reduce(list(missing.values()))
-    any_bad = np.logical_or.reduce(list(bad.values())) & ~any_missing
+    judged_apart = nul | blank
+    any_missing = np.logical_or.reduce(list(missing.values())) & ~judged_apart
+    any_bad = np.logical_or.reduce(list(bad.values())) & ~any_missing & ~judged_apart
     report.dropped_missing = int(any_missing.sum())
     report.dropped_unparsable = int(any_bad.sum())
-    report.missing_by_column = {name: int(mask.sum()) for name, mask in missing.items()}
-    report.unparsable_by_column = {name: int(mask.sum()) for name, mask in bad.items()}
+    report.missing_by_column = {name: int((mask & ~judged_apart).sum()) for name, mask in missing.items()}
+    report.unparsable_by_column = {name: int((mask & ~judged_apart).sum()) for name, mask in bad.items()}
+    judged = np.zeros(len(frame), bool)
+    for reason, mask in ((BLANK, blank), (NUL, nul), (MISSING, any_missing), (OUT_OF_RANGE, huge & any_bad),
+                         (BAD_TIME, time_bad & any_bad), (BAD_RATING, rating_bad & any_bad)):
+        rows = np.flatnonzero(mask & ~judged)
+        judged[rows] = True
+        report._count(reason, rows)
     events = CleanEvents(user, item, timestamp, rating, behavior, np.arange(len(frame), dtype=np.int64))
-    return events.take(~(any_missing | any_bad))
+    return events.take(~(any_missing | any_bad | judged_apart))
+
+
+def _has_nul(values: pd.Series) -> np.ndarray:
+    """Text values holding a NUL byte: a damaged file (the id "3\\x00" would be a new item)."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return np.zeros(len(values), bool)
+    try:
+        found = pd.Series(values, dtype=object).str.contains("\x00", regex=False)
+    except AttributeError:  # no strings at all
+        return np.zeros(len(values), bool)
+    return found.fillna(False).to_numpy(dtype=bool)
 
 
 def _drop_duplicates(events: CleanEvents, report: CleaningReport) -> CleanEvents:
@@ -153,6 +239,7 @@ def _drop_duplicates(events: CleanEvents, report: CleaningReport) -> CleanEvents
         columns["b"] = events.behavior
     repeat = pd.DataFrame(columns).duplicated(keep="first").to_numpy()
     report.duplicates_removed = int(repeat.sum())
+    report._count(DUPLICATE, events.source_row[repeat])
     return events.take(~repeat)
 
 

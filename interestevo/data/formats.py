@@ -62,16 +62,23 @@ def detect_format(path: Path, format: str | None, sep: str | None = None) -> str
 
 
 def read_table(path: Path, fmt: str, sep: str | None = None, **read_csv_args) -> pd.DataFrame:
-    """Read a CSV/TSV/Parquet file, turning every parser failure into a DataFormatError."""
+    """Read a CSV/TSV/Parquet file, turning every parser failure into a DataFormatError.
+
+    With ``skip_blank_lines=False`` (interaction logs) blank lines stay as empty rows, so that
+    ``attrs["first_line"]`` (the file line of row 0) turns row numbers into line numbers.
+    """
     try:
         if fmt == "parquet":
             return pd.read_parquet(path)
         if sep is None:
             sep = "\t" if fmt == "tsv" else ","
         try:
-            return pd.read_csv(path, sep=sep, **read_csv_args)
+            frame = pd.read_csv(path, sep=sep, **read_csv_args)
         except UnicodeDecodeError:  # older MovieLens and many exports are latin-1, which always decodes
-            return pd.read_csv(path, sep=sep, **{**read_csv_args, "encoding": "latin-1"})
+            frame = pd.read_csv(path, sep=sep, **{**read_csv_args, "encoding": "latin-1"})
+        if read_csv_args.get("skip_blank_lines") is False and "skiprows" not in read_csv_args:
+            frame.attrs["first_line"] = 1 if read_csv_args.get("header", "infer") is None else 2
+        return frame
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{path}: file is empty") from None
     except (ValueError, OSError, UnicodeDecodeError) as err:  # ParserError and ArrowInvalid are ValueErrors

@@ -138,6 +138,8 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
     item_code, item_uniques = pd.factorize(events.item, sort=True)
     logged_items = len(item_uniques)
     table = None if item_categories is None else _normalised_items(item_categories)
+    if table is not None:
+        _check_items_match(table["item_id"].to_numpy(), np.asarray(item_uniques))
     if keep_unlogged_items and table is not None:
         # Items the log has but cleaning removed (k-core, bad rows) stay out: they were judged.
         raw_items, missing = normalise_ids(frame["item_id"])
@@ -167,6 +169,20 @@ def prepare_interactions(frame: pd.DataFrame, item_categories: pd.DataFrame | No
         user_offsets=offsets, source_row=events.source_row, report=report, rating=events.rating,
         behavior=behavior, behavior_names=behavior_names, item_categories=matrix,
         category_names=names, item_text=texts)
+
+
+def _check_items_match(table_items: np.ndarray, logged_items: np.ndarray) -> None:
+    """An item file none of whose ids occur in the log is the wrong file or the wrong column: every
+    category and text would be silently missing."""
+    if len(table_items) == 0 or len(logged_items) == 0:
+        return
+    listed = comparable_ids(table_items, logged_items)
+    if np.isin(comparable_ids(logged_items, table_items), listed).any():
+        return
+    raise DataFormatError(
+        f"none of the item file's {len(table_items):,} item ids occurs in the log (e.g. {table_items[0]!r} in "
+        f"the item file, {logged_items[0]!r} in the log); check the file, or name its item column with "
+        f"--item-col")
 
 
 def _with_placeholder(uniques) -> np.ndarray:

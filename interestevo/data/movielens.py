@@ -46,17 +46,17 @@ def read_ratings(path: Path) -> pd.DataFrame:
     """Ratings with columns ``user_id, item_id, rating, timestamp`` (raw values)."""
     kind = layout(path)
     if kind == "tab":
-        frame = read_table(path, "tsv", header=None)
+        frame = read_table(path, "tsv", header=None, skip_blank_lines=False)
     elif kind == "colons":
         # "1::1193::5::978300760": splitting on single colons keeps pandas' fast C parser (a
         # two-character separator would need the slow Python one); the empty fields between the
         # colon pairs are dropped below.
-        frame = read_table(path, "csv", sep=":", header=None)
+        frame = read_table(path, "csv", sep=":", header=None, skip_blank_lines=False)
         if frame.shape[1] % 2 == 0 or not frame[list(range(1, frame.shape[1], 2))].isna().all().all():
             raise DataFormatError(f"{path}: expected lines 'UserID::MovieID::Rating::Timestamp'")
         frame = frame[list(range(0, frame.shape[1], 2))]
     else:
-        frame = read_table(path, "csv")
+        frame = read_table(path, "csv", skip_blank_lines=False)
         frame = frame.rename(columns={"userId": "user_id", "movieId": "item_id"})
         if list(frame.columns) == RATING_COLUMNS:
             return frame

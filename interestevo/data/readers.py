@@ -46,7 +46,7 @@ def read_interactions(path, format=None, user_col="user_id", item_col="item_id",
     elif fmt == "recbole":
         raw, _ = recbole.read_atomic(path)
     else:
-        raw = read_table(path, fmt, sep)
+        raw = read_table(path, fmt, sep, skip_blank_lines=False)
     columns = {
         "user_id": find_column(raw.columns, user_col, "user_id", USER_ALIASES, "user", "user_col", path),
         "item_id": find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path),
@@ -62,6 +62,8 @@ def read_interactions(path, format=None, user_col="user_id", item_col="item_id",
         raise DataFormatError(f"{path}: no interactions (the file has no data rows)")
     frame = pd.DataFrame({ours: raw[theirs].to_numpy() for ours, theirs in columns.items()})
     frame.attrs["source"] = str(path)  # lets prepare_interactions name the file in its errors
+    if raw.attrs.get("first_line") is not None:  # lets the cleaning report give line numbers
+        frame.attrs["first_line"] = raw.attrs["first_line"]
     return frame
 
 
@@ -113,6 +115,28 @@ def read_items(path, format=None, item_col=None, category_col=None, text_col=Non
     if len(items) == 0:
         raise DataFormatError(f"{path}: no items (the file has no data rows)")
     return items
+
+
+def read_item_labels(path, format=None, item_col=None, category_col=None) -> pd.DataFrame:
+    """``item_id, title, categories``: what a table of recommendations shows next to each item
+    (title None where the file has none; categories as lists, empty where it has none).
+
+    >>> labels = read_item_labels("ml-1m/movies.dat")                        # doctest: +SKIP
+    """
+    path = existing_file(path)
+    fmt = detect_format(path, format)
+    if fmt == "movielens" and category_col is None:
+        return movielens.read_movies(path)[["item_id", "title", "categories"]]
+    items = read_items(path, format, item_col=item_col, category_col=category_col)
+    if fmt == "movielens":
+        fmt = "csv"  # movies.csv read as a table (read_items refuses other MovieLens files here)
+    raw = recbole.read_atomic(path)[0] if fmt == "recbole" else read_table(path, fmt)
+    item = find_column(raw.columns, item_col, "item_id", ITEM_ALIASES, "item", "item_col", path)
+    title = find_column(raw.columns, None, None, TITLE_ALIASES, "title", "text_col", path, required=False)
+    first = raw[raw[item].notna() & ~raw[item].duplicated()]
+    titles = [None] * len(first) if title is None else [None if pd.isna(t) else str(t) for t in first[title]]
+    return pd.DataFrame({"item_id": items["item_id"].to_numpy(), "title": titles,
+                         "categories": items["categories"].to_numpy()})
 
 
 def _read_item_table(path, fmt, item_col, category_col, text_col, require_categories) -> pd.DataFrame:

@@ -5,6 +5,9 @@ Timestamps never pass through float32: at today's epoch values (~1.7e9 s) float3
 """
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +35,30 @@ def parse_seconds(values: pd.Series, what: str) -> tuple[np.ndarray, np.ndarray,
         # float64 holds whole seconds exactly up to 2**53, far beyond any real timestamp
         return _float_seconds(values.to_numpy(dtype=np.float64, na_value=np.nan), missing)
     return _text_seconds(values, missing, what)
+
+
+# Epoch values this large are not seconds (1e11 s is the year 5138): logs such as RetailRocket's
+# count milliseconds. Converting beats silently stretching every gap a thousandfold.
+EPOCH_UNITS = (("microseconds", 1e14, 1_000_000), ("milliseconds", 1e11, 1_000), ("seconds", 0.0, 1))
+
+
+def epoch_unit(values: np.ndarray) -> np.ndarray:
+    """Per value, the epoch unit its magnitude says (an index into EPOCH_UNITS)."""
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    unit = np.full(magnitude.shape, len(EPOCH_UNITS) - 1, np.int64)
+    for index in reversed(range(len(EPOCH_UNITS) - 1)):
+        unit[magnitude >= EPOCH_UNITS[index][1]] = index
+    return unit
+
+
+def out_of_range(values: pd.Series) -> np.ndarray:
+    """Present values that are numbers but no storable time: infinite, or beyond int64 seconds."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return np.zeros(len(values), bool)
+    numbers = pd.to_numeric(pd.Series(values, dtype=object) if not pd.api.types.is_numeric_dtype(values)
+                            else values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isinf(numbers) | (np.abs(numbers) >= _INT64_SAFE)
 
 
 def _text_seconds(values: pd.Series, missing: np.ndarray, what: str):
@@ -97,6 +124,42 @@ def datetime_seconds(value) -> int:
         raise ValueError(f"{value!r} is not a datetime")
     stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
     return (stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # exact, unlike .timestamp()
+
+
+def parse_time(text: str) -> tuple[int, str]:
+    """One time as a log's timestamp column would read it: unix seconds, milliseconds or
+    microseconds (told apart by magnitude, like the columns) or an ISO date (naive = UTC).
+    Returns ``(seconds, how it was read)``; ValueError says why a value is no time.
+    """
+    text = str(text).strip()
+    try:
+        number = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    if number is None:
+        try:
+            return datetime_seconds(text), "an ISO date"
+        except pd.errors.OutOfBoundsDatetime:
+            raise ValueError(f"{text!r} is a date outside the years {pd.Timestamp.min.year + 1}-"
+                             f"{pd.Timestamp.max.year - 1} that can be stored") from None
+        except (ValueError, OverflowError):
+            raise ValueError(f"{text!r} is neither unix time (seconds, ms or µs) nor an ISO date") from None
+    if not math.isfinite(number) or abs(number) >= _INT64_SAFE:
+        raise ValueError(f"{text!r} is no time that can be stored (expected finite unix time below 2**62)")
+    unit, _, per_second = EPOCH_UNITS[int(epoch_unit(np.array([number]))[0])]
+    seconds = number // per_second if isinstance(number, int) else math.floor(number / per_second)
+    return int(seconds), f"unix {unit}"
+
+
+def iso_utc(seconds: int) -> str:
+    """``2023-11-14T22:13:20Z``; out-of-calendar values as ``<seconds> s``."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} s since the epoch"
 
 
 def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:

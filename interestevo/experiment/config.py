@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+import os
+import sys
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from ..data import SyntheticConfig
 from ..models import MODEL_NAMES, TEXT_SUFFIX, ModelConfig, split_model_name
@@ -29,6 +37,7 @@ class DataConfig:
     text_col: str | None = None  # item text column; None: title + categories + description
     text_model: str | None = None  # sentence encoder name or path; None: all-MiniLM-L6-v2
     text_cache: str | None = None  # where text vectors are cached; None: ~/.cache/interestevo/text
+    max_dropped_fraction: float = 0.01  # cleaning may drop at most this fraction of rows, or the run stops
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     @property
@@ -64,6 +73,23 @@ class ExperimentConfig:
                              f"(titles, genres, descriptions)")
         if self.data.split not in SPLITS:
             raise ValueError(f"unknown split {self.data.split!r}; expected one of {', '.join(SPLITS)}")
+        repeated = sorted({m for m in self.models if self.models.count(m) > 1})
+        if repeated:
+            raise ValueError(f"--models names {', '.join(repeated)} more than once")
+
+    def check_values(self) -> None:
+        """Every setting in range, named by its flag (and its key in a config file), and the input
+        files present, before any data loads. ValueError says which and what was expected."""
+        for flag, path in (("--data", self.data.path), ("--items", self.data.items)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{flag} {path}: {'not a file' if Path(path).exists() else 'file not found'}")
+        for section, name, flag, ok, expected in _CHECKS:
+            value = getattr(getattr(self, section), name)
+            if not ok(value):
+                key = f"{section}.{name}"
+                named = f"{flag} must be {expected}, got {value!r} ({key} in a config file)" if flag else \
+                    f"{key} must be {expected}, got {value!r}"
+                raise ValueError(named)
 
     def check_item_options(self) -> None:
         """Refuse item-file options that would be silently ignored (checked when a run starts, not when
@@ -84,16 +110,57 @@ class ExperimentConfig:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "ExperimentConfig":
-        data = dict(raw.get("data", {}))
-        data["synthetic"] = _build(SyntheticConfig, data.get("synthetic", {}))
-        return cls(data=_build(DataConfig, data), model=_build(ModelConfig, raw.get("model", {})),
-                   train=_build(TrainConfig, raw.get("train", {})),
-                   models=tuple(raw.get("models", MODEL_NAMES)), out=raw.get("out"))
+    def from_dict(cls, raw: dict, strict: bool = False, where: str = "config") -> "ExperimentConfig":
+        """From ``config.json``'s layout. Values of the wrong type are refused; unknown keys too when
+        ``strict`` (a file a person wrote), else ignored (keys a newer or older version wrote)."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: expected a table of settings (data, model, train, models, out), "
+                             f"got {type(raw).__name__}")
+        if strict:
+            _refuse_unknown(raw, {"data", "model", "train", "models", "out"}, where)
+        data = _section(raw, "data", where)
+        data["synthetic"] = _build(SyntheticConfig, _section(data, "synthetic", where, "data."), strict,
+                                   f"{where}: data.synthetic")
+        models = raw.get("models")
+        if models is not None and (not isinstance(models, (list, tuple))
+                                   or not all(isinstance(m, str) for m in models)):
+            raise ValueError(f"{where}: models must be a list of model names, got {models!r}")
+        out = raw.get("out")
+        if out is not None and not isinstance(out, str):
+            raise ValueError(f"{where}: out must be a directory name, got {out!r}")
+        return cls(data=_build(DataConfig, data, strict, f"{where}: data"),
+                   model=_build(ModelConfig, _section(raw, "model", where), strict, f"{where}: model"),
+                   train=_build(TrainConfig, _section(raw, "train", where), strict, f"{where}: train"),
+                   models=None if models is None else tuple(models), out=out)
 
     @classmethod
     def load(cls, path: str | Path) -> "ExperimentConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A run directory's ``config.json``; a damaged or hand-broken one is one ValueError."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); the run directory is damaged") from None
+        return cls.from_dict(raw, where=str(path))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ExperimentConfig":
+        """A settings file a person wrote (``--config run.toml``): config.json's keys, every key
+        checked; relative paths in it are relative to the file's folder."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"--config {path}: file not found")
+        if path.suffix.lower() != ".toml":
+            raise ValueError(f"--config {path}: expected a .toml file")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise ValueError(f"--config {path}: not valid TOML ({err})") from None
+        for key in ("path", "items", "text_cache"):
+            value = raw.get("data", {}).get(key) if isinstance(raw.get("data"), dict) else None
+            if isinstance(value, str):
+                raw["data"][key] = str((path.parent / os.path.expanduser(value)).resolve())
+        return cls.from_dict(raw, strict=True, where=f"--config {path}")
 
 
 def default_models(data: DataConfig) -> tuple[str, ...]:
@@ -106,7 +173,83 @@ def default_models(data: DataConfig) -> tuple[str, ...]:
     return MODEL_NAMES + (("timelstm" + TEXT_SUFFIX,) if wanted or synthetic else ())
 
 
-def _build(kind, values: dict):
+def _section(raw: dict, name: str, where: str, prefix: str = "") -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: {prefix}{name} must be a table of settings, got {value!r}")
+    return dict(value)
+
+
+def _refuse_unknown(values: dict, known: set, where: str) -> None:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+
+
+def _build(kind, values: dict, strict: bool = False, where: str = "config"):
+    known = {f.name: f for f in fields(kind)}
+    if strict:
+        _refuse_unknown(values, set(known), where)
     # Keys a newer version added or an older one dropped should not make old runs unreadable.
-    known = {f.name for f in fields(kind)}
-    return kind(**{k: v for k, v in values.items() if k in known})
+    kept = {k: v for k, v in values.items() if k in known}
+    for name, value in kept.items():
+        default = known[name].default
+        if default is MISSING or isinstance(value, (dict, SyntheticConfig)):
+            continue
+        if not _same_kind(value, default):
+            raise ValueError(f"{where}.{name} must be {_kind_name(default)}, got {value!r}")
+    return kind(**kept)
+
+
+def _same_kind(value, default) -> bool:
+    """Does ``value`` fit a field whose default is ``default`` (None: a string or nothing)?"""
+    if default is None:
+        return value is None or isinstance(value, str)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _kind_name(default) -> str:
+    if default is None:
+        return "a string or absent"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        type(default), type(default).__name__)
+
+
+def _finite_above(low: float, inclusive: bool = False):
+    return lambda v: isinstance(v, (int, float)) and math.isfinite(v) and (v >= low if inclusive else v > low)
+
+
+def _int_at_least(low: int, high: int | None = None):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+
+
+SEED_LIMIT = 2 ** 63 - 1  # torch.manual_seed and numpy's generators take any seed up to this
+# (section, field, flag, check, what is expected): what check_values enforces.
+_CHECKS = (
+    ("train", "epochs", "--epochs", _int_at_least(1), "a positive integer"),
+    ("train", "batch_size", "--batch-size", _int_at_least(1), "a positive integer"),
+    ("train", "window", "--window", _int_at_least(1), "a positive integer"),
+    ("train", "lr", "--lr", _finite_above(0), "a finite number > 0"),
+    ("train", "weight_decay", None, _finite_above(0, inclusive=True), "a finite number >= 0"),
+    ("train", "patience", "--patience", _int_at_least(1), "a positive integer"),
+    ("train", "max_grad_norm", None, _finite_above(0, inclusive=True), "a finite number >= 0"),
+    ("train", "num_negatives", "--num-negatives", _int_at_least(0), "an integer >= 0"),
+    ("train", "seed", "--seed", _int_at_least(0, SEED_LIMIT), f"an integer in [0, {SEED_LIMIT}]"),
+    ("train", "eval_batch_size", None, _int_at_least(1), "a positive integer"),
+    ("model", "embedding_size", "--embedding-size", _int_at_least(1), "a positive integer"),
+    ("model", "hidden_size", "--hidden-size", _int_at_least(1), "a positive integer"),
+    ("model", "num_layers", "--num-layers", _int_at_least(1), "a positive integer"),
+    ("model", "dropout", None, lambda v: _finite_above(0, True)(v) and v < 1, "a number in [0, 1)"),
+    ("model", "decay", "--decay", lambda v: v in ("exp", "log", "none"), "one of exp, log, none"),
+    ("data", "k_core", "--k-core", _int_at_least(0), "an integer >= 0"),
+    ("data", "max_dropped_fraction", "--max-dropped-fraction", lambda v: _finite_above(0, True)(v) and v <= 1,
+     "a number in [0, 1]"),
+    ("data", "dt_unit", None, lambda v: v in ("seconds", "minutes", "hours", "days"),
+     "one of seconds, minutes, hours, days"),
+)

@@ -3,6 +3,8 @@ and write the run directory (configuration, checkpoints, serving state, metrics,
 from __future__ import annotations
 
 import logging
+import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint, plain_ids
+from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids, save_checkpoint
 from ..data import DataFormatError
 from ..models import SequenceRecommender, build_model, model_from_state, split_model_name
 from ..serving import InterestTracker
@@ -21,6 +23,9 @@ from ..train.distributed import Distributed
 from .config import ExperimentConfig
 from .dataset import Dataset, load_dataset
 from .layout import RunDirectory
+from .memory import check_memory, check_synthetic_memory
+
+TEXT_DIM = 1024  # the widest sentence encoder vectors we expect; the estimate errs on the large side
 
 log = logging.getLogger("interestevo.experiment")
 
@@ -48,22 +53,32 @@ class ExperimentResult:
 def run_experiment(config: ExperimentConfig, resume: bool = False) -> ExperimentResult:
     """Train and test every model in ``config.models``; under ``torchrun`` every process trains
     its shard and only rank 0 writes. ``resume`` continues from the run directory's checkpoints."""
+    config.check_values()
+    if not resume:
+        config.check_item_options()
     ctx = init_distributed(config.train.device)
+    lock, failed = None, True
     try:
-        run = RunDirectory(ctx.broadcast(config.out or str(RunDirectory.new().root)))
+        default = str(RunDirectory.new().root) if ctx.is_main and not config.out else None
+        run = RunDirectory(ctx.broadcast(config.out or default))
         config.out = str(run.root)
-        if not resume:
-            config.check_item_options()
-        if ctx.is_main and not resume and run.root.exists() and any(run.root.iterdir()):
-            raise ValueError(f"--out {run.root} is not empty: choose a new directory, or pass "
-                             f"--resume to continue the run in it (nothing there is overwritten)")
+        if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
+            lock = run.claim(resume, created=default is not None)
+        if config.data.path is None:
+            check_synthetic_memory(config.data.synthetic)
         dataset = load_dataset(config.data, with_text=config.uses_text)
+        report = dataset.inter.report
+        log.info("%s", report)
+        if ctx.is_main:
+            run.write_json(run.data_report, report.to_dict())
+        check_dropped_fraction(report, config.data.max_dropped_fraction, run.data_report)
+        check_memory(config.models, dataset.inter.num_items, config.model, config.train, ctx.device,
+                     text_dim=TEXT_DIM if config.uses_text else 0)
         text = _text_features(config, dataset, ctx) if config.uses_text else None
         if resume:  # every model, before any of them trains again
             for name in config.models:
                 _check_resumable(run.checkpoints(name), _checkpoint_extra(name, config, dataset.inter, text))
         if ctx.is_main:
-            run.root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config.to_json() + "\n", run.config)
             log.info("%r; %s", dataset.inter, dataset.split)
             if text is not None:
@@ -75,9 +90,26 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         if ctx.is_main:
             _write_results(result, config, dataset)
         ctx.barrier()
+        failed = False
         return result
     finally:
+        if lock is not None:
+            run.release(lock, failed)
         shutdown_distributed(ctx)
+
+
+def check_dropped_fraction(report, limit: float, saved_in: Path | None = None) -> None:
+    """Refuse data that cleaning had to cut by more than ``limit`` (a fraction of the rows read)."""
+    if report.dropped_fraction > limit:
+        raise DataFormatError(f"cleaning dropped {report.dropped_fraction:.2%} of the rows, more than "
+                              f"--max-dropped-fraction {limit:g}: {report.summary_of_drops()} (pass "
+                              f"--max-dropped-fraction {_round_up(report.dropped_fraction)} to "
+                              f"accept it; details in {saved_in or 'data_report.json'})")
+
+
+def _round_up(fraction: float) -> str:
+    """The smallest two-decimal limit that accepts ``fraction``, as a flag value."""
+    return f"{min(1.0, math.ceil(fraction * 100) / 100):.2f}"
 
 
 def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed):
@@ -91,8 +123,10 @@ def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed)
                               f"column with --text-col")
     features = None
     if ctx.is_main:
+        # A bar only on a terminal: redirected output would fill with bar frames.
         features = item_text_features(texts, config.data.text_model, config.data.text_cache,
-                                      progress=config.train.progress, device=str(ctx.device))
+                                      progress=config.train.progress and sys.stderr.isatty(),
+                                      device=str(ctx.device))
     return ctx.broadcast(features)
 
 
@@ -106,7 +140,7 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     if name == "pop":
         model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
         if ctx.is_main:
-            atomic_save({"model_state": model.state_dict(), "epoch": 0, **extra},
+            save_checkpoint({"model_state": model.state_dict(), "epoch": 0, **extra},
                         run.checkpoints(name) / "best.pt")
     else:
         result = train_model(model, inter, dataset.train_targets, dataset.valid_targets, config.train,
@@ -198,12 +232,18 @@ def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender
     """The best weights of ``name`` from a run directory."""
     run = run if isinstance(run, RunDirectory) else RunDirectory(run)
     config = ExperimentConfig.load(run.config)
-    saved = load_checkpoint(run.checkpoints(name) / "best.pt")
-    return _model_from(saved, name, config)
+    path = run.checkpoints(name) / "best.pt"
+    return _model_from(load_checkpoint(path), name, config, path)
 
 
-def _model_from(saved: dict, name: str, config: ExperimentConfig) -> SequenceRecommender:
-    return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
+def _model_from(saved: dict, name: str, config: ExperimentConfig, path: Path | None = None) -> SequenceRecommender:
+    try:
+        return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
+    except (KeyError, RuntimeError) as err:  # a missing entry; a size mismatch from load_state_dict
+        where = path or f"the {name} checkpoint"
+        raise ValueError(f"{where} does not fit the run's config.json (model settings such as hidden_size "
+                         f"differ from those it was trained with, or it lacks {err}); was config.json "
+                         f"edited?") from None
 
 
 def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
@@ -212,16 +252,20 @@ def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> 
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
     config = ExperimentConfig.load(run.config)
+    missing = [str(run.checkpoints(name) / "best.pt") for name in models or config.models
+               if not (run.checkpoints(name) / "best.pt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run.root}: no best checkpoint for {len(missing)} model(s) of the run "
+                                f"({', '.join(missing)}); the run did not finish (continue it with "
+                                f"`train --resume --out {run.root}`) or files were removed")
     dataset = load_dataset(config.data, with_text=config.uses_text)
     outcomes = {}
     item_ids = plain_ids(dataset.inter.item_ids)
     for name in models or config.models:
         best = run.checkpoints(name) / "best.pt"
-        if not best.is_file():
-            continue
         saved = load_checkpoint(best)
         _check_same_items(saved, item_ids, best)
-        test = evaluate(_model_from(saved, name, config), dataset.inter, dataset.test_targets,
+        test = evaluate(_model_from(saved, name, config, best), dataset.inter, dataset.test_targets,
                         batch_size=config.train.eval_batch_size, window=config.train.window,
                         true_interest=dataset.true_interest)
         outcomes[name] = ModelOutcome(name, test.summary(), test.by_history(),
@@ -235,8 +279,14 @@ def load_tracker(run_dir: str | Path, model: str | None = None) -> InterestTrack
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
     config = ExperimentConfig.load(run.config)
+    if model is not None and model not in config.models:
+        raise ValueError(f"--model {model!r} is not a model of the run {run.root}; it has "
+                         f"{', '.join(config.models)}")
     name = model or ("timelstm" if "timelstm" in config.models else config.models[0])
     path = run.tracker(name)
     if not path.is_file():
         raise FileNotFoundError(f"{run.root} has no serving state for model {name!r} ({path} is missing)")
-    return InterestTracker.load(path)
+    try:
+        return InterestTracker.load(path)
+    except (KeyError, RuntimeError, TypeError) as err:  # an entry missing or of the wrong shape
+        raise ValueError(f"{path} is not serving state this program wrote (it lacks or mangles {err})") from None

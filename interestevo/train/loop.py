@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_save, load_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..models import SequenceRecommender
 from ..models.repeat import LastSeen
 from .batches import SequenceBatch, sequence_batches, training_item_counts
@@ -32,6 +32,10 @@ class EpochRecord:
     loss: float  # mean training cross-entropy per target
     valid: dict  # validation metrics (interestevo.metrics keys)
     seconds: float  # training time of the epoch, validation excluded
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: training stops, keeping the checkpoints of the last good epoch."""
 
 
 @dataclass
@@ -107,6 +111,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
         batches = ctx.shard(sequence_batches(inter, train_events, config.batch_size, rng))
         loss = _train_epoch(runner, model, optimizer, batches, config, device, rng, ctx,
                             desc=f"{name} {epoch}/{config.epochs}")
+        _check_finite(model, loss, name, epoch, checkpoint_dir if ctx.is_main else None)
         seconds = time.perf_counter() - began
         valid = evaluate(model, inter, valid_events, batch_size=config.eval_batch_size, window=config.window,
                          device=device, amp=config.amp).summary()
@@ -122,18 +127,40 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
                  valid["hit@10"], " *" if improved else "", seconds)
         if ctx.is_main and checkpoint_dir is not None:
             if improved:
-                atomic_save({"model_state": best_state, "epoch": epoch, "valid": valid, **(extra or {})},
-                            checkpoint_dir / BEST)
-            atomic_save({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                         "epoch": epoch, "history": [asdict(r) for r in result.history],
-                         "best_epoch": result.best_epoch, "best_score": result.best_score,
-                         "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
-                         **(extra or {})}, checkpoint_dir / LAST)
+                save_checkpoint({"model_state": best_state, "epoch": epoch, "valid": valid, **(extra or {})},
+                                checkpoint_dir / BEST)
+            save_checkpoint({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                             "epoch": epoch, "history": [asdict(r) for r in result.history],
+                             "best_epoch": result.best_epoch, "best_score": result.best_score,
+                             "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
+                             **(extra or {})}, checkpoint_dir / LAST)
         ctx.barrier()
 
+    _log_why_training_stopped(name, result, bad_epochs, config)
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def _log_why_training_stopped(name: str, result: TrainResult, bad_epochs: int, config: TrainConfig) -> None:
+    if not result.history:
+        return
+    if bad_epochs >= config.patience and result.history[-1].epoch < config.epochs:
+        log.info("%s: early stop: no better validation NDCG@10 for %d epochs; best epoch %d", name,
+                 bad_epochs, result.best_epoch)
+    else:
+        log.info("%s: trained all %d epochs; best epoch %d", name, config.epochs, result.best_epoch)
+
+
+def _check_finite(model: SequenceRecommender, loss: float, name: str, epoch: int, checkpoint_dir) -> None:
+    """A NaN/inf loss or weight (e.g. a learning rate far too large) stops the run before it is saved."""
+    finite = np.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if finite:
+        return
+    kept = "no checkpoint was written" if epoch == 1 or checkpoint_dir is None else \
+        f"the checkpoints of epoch {epoch - 1} in {checkpoint_dir} are kept"
+    raise TrainingDiverged(f"{name}: training diverged in epoch {epoch} (the loss or a weight is "
+                           f"{'NaN or infinite' if np.isfinite(loss) else loss}); {kept}; try a smaller --lr")
 
 
 def check_resumable_layout(saved: dict, path: Path) -> None:
@@ -148,7 +175,8 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
                  rng: np.random.Generator, ctx: Distributed, desc: str) -> float:
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(batches, desc=desc, disable=not (config.progress and ctx.is_main), leave=False,
+    # disable=None: tqdm draws only on a terminal; redirected output gets the per-epoch log lines.
+    bar = tqdm(batches, desc=desc, disable=None if config.progress and ctx.is_main else True, leave=False,
                dynamic_ncols=True)
     for batch in bar:
         batch = batch.to(device)
@@ -171,6 +199,11 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
                 (loss / num_targets).backward()
             state = tuple(s.detach().float() for s in state)
             total += float(loss.detach())
+            # Stop at once: the next step would spread NaN into every weight. (Under DDP every rank
+            # goes on to the epoch's end, where the weights, equal on all ranks, are checked.)
+            if not ctx.enabled and not np.isfinite(total):
+                bar.close()
+                return total
         count += batch.num_targets
         if config.max_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
