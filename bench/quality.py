@@ -5,8 +5,9 @@ defaults, mean ± std, paired bootstrap over users, metrics by gap and by histor
     python bench/quality.py --quick          # one seed
     python bench/quality.py --data ratings.dat --items movies.dat --name ml1m
 
-Each finished (split, model, seed) is stored under ``<out>/runs/`` and reused when the script is
-run again with the same code and settings, so an interrupted benchmark continues where it stopped.
+Each finished (split, model, seed) is stored in ``<out>_runs/`` with the git commit it ran at, and
+reused when the script runs again with the same settings, data and :data:`REVISION`, so an
+interrupted benchmark continues where it stopped. Bump REVISION with any change that alters results.
 Results: ``<out>.json``, ``<out>.md``, ``<out>.png``; with ``--readme`` also the README's table.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 MODELS = ("timelstm", "timelstm-no-dt", "lstm", "gru", "sasrec", "pop")
 METRICS = ("hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20", "mrr@20")
 BOOTSTRAP_SAMPLES = 2000
+REVISION = 1  # of the models, training and evaluation as far as results go: stored runs of another are redone
 #: RecBole 1.2.1 on MovieLens-100K, leave-one-out, full ranking, as measured (../shared/REAL-DATA.md)
 RECBOLE_ML100K = {
     "RecBole GRU4Rec": {"ndcg@10": 0.0613, "hit@10": 0.1262, "ndcg@20": 0.0806},
@@ -100,7 +102,7 @@ def run_one(job: dict) -> dict:
     valid = evaluate(model, inter, dataset.valid_targets).summary()
     test = evaluate(model, inter, dataset.test_targets)
     timestamps, users = np.asarray(inter.timestamp), np.asarray(inter.user)
-    return {**{k: job[k] for k in ("split", "model", "seed", "key")}, "best_epoch": best_epoch,
+    return {**{k: job[k] for k in ("split", "model", "seed", "key")}, "git": _git_commit(), "best_epoch": best_epoch,
             "train_seconds": round(seconds, 1), "valid": valid, "test": test.summary(),
             "users": users[test.events].tolist(), "ranks": test.ranks.tolist(),
             "gap_seconds": (timestamps[test.events] - timestamps[test.events - 1]).tolist(),
@@ -108,24 +110,16 @@ def run_one(job: dict) -> dict:
 
 
 def job_key(data, model: str, seed: int) -> str:
-    """Changes with the code, the defaults and the data, so a stored run is reused only when valid."""
+    """Changes with the defaults, the data and REVISION, so a stored run is reused only when valid."""
     from interestevo.experiment.config import ExperimentConfig
 
     config = ExperimentConfig(data=data, models=(model,))
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
-    digest.update(_code_fingerprint().encode())
-    digest.update(f"{model}/{seed}".encode())
+    digest.update(f"{REVISION}/{model}/{seed}".encode())
     for path in (data.path, data.items):
         if path:
             digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
     return digest.hexdigest()[:16]
-
-
-def _code_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "interestevo").rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def run_all(args) -> list[dict]:
@@ -234,10 +228,16 @@ def machine() -> dict:
 
     model = next((line.split(":", 1)[1].strip() for line in _lscpu().splitlines()
                   if line.startswith("Model name")), platform.processor())
+    return {"cpu": model, "logical_cpus": os.cpu_count(), "torch": torch.__version__, "git": _git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()}
+
+
+def _git_commit() -> str:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    return {"cpu": model, "logical_cpus": os.cpu_count(), "torch": torch.__version__, "git": commit,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()}
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return commit + ("+changes" if dirty else "")
 
 
 def _lscpu() -> str:
