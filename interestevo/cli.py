@@ -195,13 +195,17 @@ def _add_train(commands) -> None:
     text.add_argument("--text-cache", metavar="DIR", help="text vector cache (default: ~/.cache/interestevo/text)")
     model = train.add_argument_group("models")
     model.add_argument("--models", default=None, metavar="LIST",
-                       help="comma-separated subset of timelstm,lstm,gru,pop,timelstm-no-dt; add +text to a "
+                       help="comma-separated subset of timelstm,lstm,gru,sasrec,pop,timelstm-no-dt, or tisasrec; add +text to a "
                             "neural one for text item features, e.g. timelstm+text (default: all, plus "
                             "timelstm+text on synthetic data or when --text-col/--text-model is given)")
     model.add_argument("--embedding-size", type=_positive_int, metavar="N", help=default(model_defaults.embedding_size))
     model.add_argument("--hidden-size", type=_positive_int, metavar="N", help=default(model_defaults.hidden_size))
     model.add_argument("--num-layers", type=_positive_int, metavar="N", help=default(model_defaults.num_layers))
     model.add_argument("--decay", choices=["exp", "log", "none"], help=default(model_defaults.decay))
+    model.add_argument("--no-item-activity", action="store_true", default=None,
+                       help="timelstm without its item-activity term (items' recent counts in the log)")
+    model.add_argument("--no-repeat-scores", action="store_true", default=None,
+                       help="timelstm without its re-consumption term (items the user had, by time since)")
     opt = train.add_argument_group("training")
     opt.add_argument("--epochs", type=_positive_int, metavar="N", help=default(train_defaults.epochs))
     opt.add_argument("--patience", type=_positive_int, metavar="N",
@@ -274,6 +278,7 @@ def _train(args) -> int:
 _FIXED_ON_RESUME = ("data", "format", "items", "user_col", "item_col", "time_col", "split", "k_core",
                     "synthetic_users", "synthetic_new_items", "category_col", "text_model", "text_col",
                     "models", "embedding_size", "hidden_size", "num_layers", "decay", "batch_size", "window",
+                    "no_item_activity", "no_repeat_scores",
                     "lr", "num_negatives", "seed")
 
 
@@ -301,6 +306,10 @@ def _config_from_args(args):
                             max_dropped_fraction="max_dropped_fraction"))
     model = replace(base.model, **_given(args, embedding_size="embedding_size", hidden_size="hidden_size",
                                          num_layers="num_layers", decay="decay"))
+    if args.no_item_activity:
+        model.item_activity = False
+    if args.no_repeat_scores:
+        model.repeat_scores = False
     train = replace(base.train, **_given(args, epochs="epochs", patience="patience", batch_size="batch_size",
                                          window="window", lr="lr", num_negatives="num_negatives",
                                          device="device", seed="seed"))

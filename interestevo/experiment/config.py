@@ -141,6 +141,10 @@ class ExperimentConfig:
             raw = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not valid JSON ({err}); the run directory is damaged") from None
+        if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
+            # Runs made before these scoring terms existed trained models without them.
+            for term in ("item_activity", "repeat_scores"):
+                raw["model"].setdefault(term, False)
         return cls.from_dict(raw, where=str(path))
 
     @classmethod
@@ -247,6 +251,12 @@ _CHECKS = (
     ("model", "num_layers", "--num-layers", _int_at_least(1), "a positive integer"),
     ("model", "dropout", None, lambda v: _finite_above(0, True)(v) and v < 1, "a number in [0, 1)"),
     ("model", "decay", "--decay", lambda v: v in ("exp", "log", "none"), "one of exp, log, none"),
+    ("model", "item_activity", "--no-item-activity", lambda v: isinstance(v, bool), "true or false"),
+    ("model", "repeat_scores", "--no-repeat-scores", lambda v: isinstance(v, bool), "true or false"),
+    ("model", "attention_layers", None, _int_at_least(1), "a positive integer"),
+    ("model", "attention_heads", None, _int_at_least(1), "a positive integer"),
+    ("model", "attention_dropout", None, lambda v: _finite_above(0, True)(v) and v < 1, "a number in [0, 1)"),
+    ("model", "max_history", None, _int_at_least(1), "a positive integer"),
     ("data", "k_core", "--k-core", _int_at_least(0), "an integer >= 0"),
     ("data", "max_dropped_fraction", "--max-dropped-fraction", lambda v: _finite_above(0, True)(v) and v <= 1,
      "a number in [0, 1]"),
