@@ -20,7 +20,7 @@ from typing import Annotated, Callable, Union
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from ..data.timestamps import datetime_seconds
 from .engine import (Event, NoEventsError, OutOfOrderError, RecommendRequest, ServedModel, ServingEngine,
@@ -52,11 +52,17 @@ def parse_time(value) -> int:
     return int(as_unix_seconds([value], 1, "time")[0])
 
 
-def _text(value) -> str:
-    return str(value)  # ids are matched by their text, as in InterestTracker
+def id_text(value) -> str:
+    """A user or item id: a non-empty string or an integer, matched by its text as in InterestTracker."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a string or integer id, got {'null' if value is None else type(value).__name__}")
+    text = str(value)
+    if not text or len(text) > 200:
+        raise ValueError("ids must be 1 to 200 characters long")
+    return text
 
 
-Id = Annotated[Union[StrictStr, StrictInt], AfterValidator(_text)]
+Id = Annotated[str, BeforeValidator(id_text)]
 Time = Annotated[int, BeforeValidator(parse_time)]
 
 
@@ -197,26 +203,31 @@ class ObserveRequests:
             await response(scope, receive, send)
             self._count(scope, 413, start)
             return
-        received = [0]
-
-        async def limited_receive():
+        body, more = [], True
+        while more:  # read the body here, so a chunked one (no content-length) is limited too
             message = await receive()
-            if message["type"] == "http.request":
-                received[0] += len(message.get("body", b""))
-                if received[0] > self.max_body_bytes:  # chunked bodies announce no length
-                    raise _BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body.append(message.get("body", b""))
+            more = message.get("more_body", False)
+            if sum(map(len, body)) > self.max_body_bytes:
+                await _too_large(self.max_body_bytes)(scope, receive, send)
+                self._count(scope, 413, start)
+                return
+        replayed = [False]
+
+        async def replay():
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": b"".join(body), "more_body": False}
+            return await receive()
 
         async def observed_send(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, observed_send)
-        except _BodyTooLarge:
-            status[0] = 413
-            await _too_large(self.max_body_bytes)(scope, receive, send)
+        await self.app(scope, replay, observed_send)
         self._count(scope, status[0], start)
 
     def _count(self, scope, status: int, start: float) -> None:
@@ -224,10 +235,6 @@ class ObserveRequests:
         name = getattr(route, "path", "unmatched")
         self.metrics.requests.labels(name, scope["method"], str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def _too_large(limit: int) -> JSONResponse:
