@@ -33,6 +33,9 @@ def add_commands(commands) -> None:
     serve.add_argument("--batch-window-ms", type=float, default=2.0,
                        help="how long concurrent recommendation requests are gathered into one model call "
                             "(default: %(default)s)")
+    serve.add_argument("--torch-threads", type=_positive, default=1,
+                       help="intra-op threads of the model (default: %(default)s: requests are small batches, and "
+                            "several service processes share the cores better this way)")
     serve.set_defaults(handler=run_serve)
 
     forget = commands.add_parser("forget", help="erase a user from a run's serving state (trackers, serving.db)")
@@ -91,8 +94,12 @@ def run_serve(args) -> int:
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
                          f"pip install \"interestevo[serve]\"") from None
+    import torch
+
     from .engine import ServingEngine, load_served_model
     from .store import open_store
+
+    torch.set_num_threads(args.torch_threads)
 
     if not 0 <= args.batch_window_ms <= 1000:
         raise ValueError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")

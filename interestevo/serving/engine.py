@@ -57,9 +57,17 @@ class ServedModel:
         self.item_index = {_key(item): index for index, item in enumerate(self.item_ids[1:], start=1)}
         self.scale = unit_seconds(self.dt_unit)
         self.state_shapes = [tuple(s.shape) for s in self.model.initial_state(1)]
+        categories = self.model.items.categories
+        self._categories_of = None
+        if categories is not None and self.category_names is not None:  # once, not per answer
+            self._categories_of = [[self.category_names[c] for c in np.flatnonzero(row)]
+                                   for row in categories.numpy()]
 
-    def encode(self, state: tuple, row: int) -> bytes:
-        return b"".join(s[:, row].contiguous().float().numpy().tobytes() for s in state)
+    def encode(self, state: tuple) -> list[bytes]:
+        """One bytes value per row of a (layers, B, hidden) state: what :meth:`decode` reads."""
+        rows = np.concatenate([s.detach().float().permute(1, 0, 2).reshape(s.shape[1], -1).numpy()
+                               for s in state], axis=1)
+        return [row.tobytes() for row in rows]
 
     def decode(self, blobs: list[bytes]) -> tuple:
         """(layers, B, hidden) state tensors from B encoded states."""
@@ -73,10 +81,7 @@ class ServedModel:
         return tuple(parts)
 
     def item_categories(self, index: int) -> list[str] | None:
-        categories = self.model.items.categories
-        if categories is None or self.category_names is None:
-            return None
-        return [self.category_names[c] for c in torch.nonzero(categories[index]).flatten().tolist()]
+        return None if self._categories_of is None else self._categories_of[index]
 
 
 def best_model_name(run: Path) -> str:
@@ -197,14 +202,14 @@ class ServingEngine:
                 full[:, rows] = part
             last_time[slots[pick]] = times[pick]
             has[slots[pick]] = True
-        changes = Changes()
-        for user in users:
+        changes = Changes(events={user: [] for user in users})
+        for e in events:
+            changes.events[e.user].append(StoredEvent(e.item, e.time, e.id))
+        for user, blob in zip(users, served.encode(state)):
             record = snapshot.records.get(user)
-            added = [StoredEvent(e.item, e.time, e.id) for e in events if e.user == user]
             before = record.num_events if record else 0
-            changes.records[user] = UserRecord(served.encode(state, slot[user]), served.fingerprint,
-                                               int(last_time[slot[user]]), before + len(added))
-            changes.events[user] = added
+            changes.records[user] = UserRecord(blob, served.fingerprint, int(last_time[slot[user]]),
+                                               before + len(changes.events[user]))
         return changes
 
     def _states(self, users: list[str], records: dict[str, UserRecord], read_events):
@@ -299,13 +304,20 @@ class ServingEngine:
             delta = time_gaps(at, last_time[rows], np.ones(len(rows), bool), served.scale)
             logits = served.model.score(served.model.project(tuple(s[:, torch.from_numpy(rows)] for s in state),
                                                              delta))
-            for j, n in enumerate(warm):
-                request = requests[n]
-                excluded = [{served.item_index[i] for i in seen.get(request.user, ()) if i in served.item_index}] \
-                    if request.exclude_seen else None
+            plain = [j for j, n in enumerate(warm) if not requests[n].exclude_seen]
+            if plain:  # one top-k for every request that excludes nothing, cut to each one's k
+                scores, index = top_items(logits[plain], max(requests[warm[j]].k for j in plain))
+                scores, index = scores.tolist(), index.tolist()
+                for row, j in enumerate(plain):
+                    request = requests[warm[j]]
+                    answers[warm[j]] = self._answer(request, int(last_time[rows[j]]), index[row][:request.k],
+                                                    scores[row][:request.k], cold=False)
+            for j in sorted(set(range(len(warm))) - set(plain)):
+                request = requests[warm[j]]
+                excluded = [{served.item_index[i] for i in seen.get(request.user, ()) if i in served.item_index}]
                 scores, index = top_items(logits[j:j + 1], request.k, excluded)
-                answers[n] = self._answer(request, int(last_time[rows[j]]), index[0].tolist(), scores[0].tolist(),
-                                          cold=False)
+                answers[warm[j]] = self._answer(request, int(last_time[rows[j]]), index[0].tolist(),
+                                                scores[0].tolist(), cold=False)
         return answers
 
     def _cold_start(self, request: RecommendRequest, seen: set[str]) -> dict:
@@ -411,7 +423,7 @@ class ServingEngine:
             replayed = self.replay({u: snapshot.read_events(u) for u in stale})
             changes = Changes()
             for user, record in stale.items():
-                changes.records[user] = UserRecord(served.encode(replayed[user], 0), served.fingerprint,
+                changes.records[user] = UserRecord(served.encode(replayed[user])[0], served.fingerprint,
                                                    record.last_time, record.num_events)
             return changes, len(stale)
 
