@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids
-from ..data import DataFormatError, prepare_interactions, read_interactions
+from ..data import DataFormatError, prepare_interactions, read_interactions, read_items
 from ..models import ModelConfig, build_model, model_from_state, split_model_name
 from ..train import train_model
 from .config import ExperimentConfig
@@ -72,7 +72,7 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         raise DataFormatError(f"--data {data}: no events")
     frame = pd.concat([history.to_frame()[["user_id", "item_id", "timestamp"]], fresh], ignore_index=True)
     frame["new_event"] = np.r_[np.zeros(len(frame) - len(fresh), bool), np.ones(len(fresh), bool)]
-    items_table = _categories_table(history)
+    items_table = _items_table(config, history)
     inter = prepare_interactions(frame.drop(columns="new_event"), items_table, dt_unit=config.data.dt_unit,
                                  category_names=history.category_names)
     inter = _old_items_first(inter, old_items)
@@ -106,6 +106,17 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)), "new_items": int(new_items),
         "epochs": epochs, "history": [asdict(r) for r in result.history], "best_epoch": result.best_epoch})
     return FinetuneResult(new, name, len(fresh), new_items, epochs, float(result.best_score))
+
+
+def _items_table(config: ExperimentConfig, history) -> pd.DataFrame | None:
+    """Item categories: the run's item file (which may already list the new items), else those of
+    the run's own log (synthetic data)."""
+    if config.data.items:
+        renamed = config.data.item_col if config.data.item_col != "item_id" else None
+        table = read_items(config.data.items, item_col=renamed, category_col=config.data.category_col,
+                           require_categories=True)
+        return table[["item_id", "categories"]]
+    return _categories_table(history)
 
 
 def _categories_table(inter) -> pd.DataFrame | None:

@@ -107,8 +107,10 @@ def run_serve(args) -> int:
     if args.public_reads and not keys:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
     run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a run directory (no config.json)")
+    store = open_store(args.store, default_path=run / "serving.db")  # a wrong URL fails before the model loads
     served = load_served_model(run, args.model)
-    store = open_store(args.store, default_path=run / "serving.db")
     settings = ServiceSettings(api_keys=keys, public_reads=args.public_reads, max_body_bytes=args.max_body_bytes,
                                batch_window_s=args.batch_window_ms / 1000)
     app = create_app(Service(ServingEngine(served, store), settings))

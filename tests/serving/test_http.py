@@ -15,6 +15,8 @@ from interestevo.checkpoint import load_checkpoint
 from interestevo.experiment import ExperimentConfig, load_dataset, load_model
 from interestevo.serving import InterestTracker
 
+from .conftest import Server
+
 T0 = 1_700_000_000
 
 
@@ -36,12 +38,21 @@ def event(user, item, t, id=None):
     return {"user": user, "item": item, "time": t, **({"id": id} if id else {})}
 
 
+@pytest.fixture(scope="module")
+def shared(small_run, tmp_path_factory):
+    """One server for the tests that each use their own user ids (a server start costs seconds)."""
+    server = Server(small_run, store=f"sqlite:///{tmp_path_factory.mktemp('shared') / 'store.db'}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def server(serve, small_run, tmp_path):
+    """A server of the test's own, for tests that count, reload or inspect the store."""
     return serve(small_run, store=f"sqlite:///{tmp_path / 'store.db'}")
 
 
-def test_recommendations_equal_the_tracker_for_the_same_events(server, small_run):
+def test_recommendations_equal_the_tracker_for_the_same_events(shared, small_run):
     items = catalogue(small_run)
     rng = np.random.default_rng(0)
     tracker = tracker_of(small_run)
@@ -51,10 +62,10 @@ def test_recommendations_equal_the_tracker_for_the_same_events(server, small_run
         requests.append([event(str(u), items[int(rng.integers(len(items)))], T0 + 600 * r + 10 * j)
                          for j, u in enumerate(users)])
     for events in requests:
-        assert post(server, events).status_code == 200
+        assert post(shared, events).status_code == 200
         tracker.update([e["user"] for e in events], [e["item"] for e in events], [e["time"] for e in events])
     for user, at, exclude in (("ann", T0 + 7200, False), ("bob", T0 + 86400 * 9, True), ("7", T0 + 5000, True)):
-        answer = server.client.get(f"/v1/users/{user}/recommendations",
+        answer = shared.client.get(f"/v1/users/{user}/recommendations",
                                    params={"k": 7, "at": at, "exclude_seen": exclude}).json()
         expected = tracker.recommend([user], at=[at], k=7, exclude_seen=exclude)
         assert answer["cold_start"] is False and answer["model"] == "timelstm" and answer["at"] == at
@@ -63,62 +74,62 @@ def test_recommendations_equal_the_tracker_for_the_same_events(server, small_run
                                    rtol=1e-5, atol=1e-6)
         last = tracker.last_event_time([user])[0]
         assert answer["hours_since_last_event"] == pytest.approx((at - last) / 3600)
-    many = server.client.post("/v1/recommendations", json={"users": ["ann", "cy", "nobody"], "k": 3,
+    many = shared.client.post("/v1/recommendations", json={"users": ["ann", "cy", "nobody"], "k": 3,
                                                            "at": T0 + 90000}).json()["results"]
     expected = tracker.recommend(["ann", "cy"], at=T0 + 90000, k=3)
     assert [[x["item"] for x in r["items"]] for r in many[:2]] == [list(row) for row in expected.items]
     assert many[2]["cold_start"] is True
 
 
-def test_iso_times_and_the_time_dependence(server, small_run):
+def test_iso_times_and_the_time_dependence(shared, small_run):
     items = catalogue(small_run)
-    assert post(server, [event("u", items[0], "2023-11-14T22:13:20Z")]).json()["applied"] == 1
-    hour = server.client.get("/v1/users/u/recommendations", params={"at": "2023-11-14T23:13:20+00:00"}).json()
+    assert post(shared, [event("u", items[0], "2023-11-14T22:13:20Z")]).json()["applied"] == 1
+    hour = shared.client.get("/v1/users/u/recommendations", params={"at": "2023-11-14T23:13:20+00:00"}).json()
     assert hour["at"] == T0 + 3600 and hour["hours_since_last_event"] == pytest.approx(1.0)
-    month = server.client.get("/v1/users/u/recommendations", params={"at": T0 + 30 * 86400}).json()
+    month = shared.client.get("/v1/users/u/recommendations", params={"at": T0 + 30 * 86400}).json()
     assert [x["score"] for x in hour["items"]] != [x["score"] for x in month["items"]]
 
 
-def test_cold_start_is_the_logs_popularity_before_the_request_time(server, small_run):
+def test_cold_start_is_the_logs_popularity_before_the_request_time(shared, small_run):
     dataset = load_dataset(ExperimentConfig.load(small_run / "config.json").data)
     inter = dataset.inter
     at = int(np.quantile(inter.timestamp, 0.3))
     counts = np.bincount(inter.item[inter.timestamp < at], minlength=inter.num_items + 1)
-    answer = server.client.get("/v1/users/never-seen/recommendations", params={"k": 5, "at": at}).json()
+    answer = shared.client.get("/v1/users/never-seen/recommendations", params={"k": 5, "at": at}).json()
     assert answer["cold_start"] is True and answer["hours_since_last_event"] is None
     got = [x["score"] for x in answer["items"]]
     assert got == sorted(counts[1:], reverse=True)[:5]
     index = {item: i for i, item in enumerate(inter.item_ids)}
     assert [counts[index[x["item"]]] for x in answer["items"]] == got
-    before_everything = server.client.get("/v1/users/x/recommendations", params={"at": 0}).json()
+    before_everything = shared.client.get("/v1/users/x/recommendations", params={"at": 0}).json()
     assert before_everything["cold_start"] is True and before_everything["items"] == []
 
 
-def test_a_retried_event_is_applied_once_even_after_later_events(server, small_run):
+def test_a_retried_event_is_applied_once_even_after_later_events(shared, small_run):
     items = catalogue(small_run)
-    first = post(server, [event("r", items[1], T0, "e-1"), event("r", "no-such-item", T0 + 1, "e-x")])
+    first = post(shared, [event("r", items[1], T0, "e-1"), event("r", "no-such-item", T0 + 1, "e-x")])
     assert first.json() == {"applied": 1, "duplicates": 0, "unknown_items": ["no-such-item"]}
-    assert post(server, [event("r", items[2], T0 + 100, "e-2")]).json()["applied"] == 1
-    retry = post(server, [event("r", items[1], T0, "e-1"), event("r", items[3], T0 + 200, "e-3"),
+    assert post(shared, [event("r", items[2], T0 + 100, "e-2")]).json()["applied"] == 1
+    retry = post(shared, [event("r", items[1], T0, "e-1"), event("r", items[3], T0 + 200, "e-3"),
                           event("r", items[3], T0 + 200, "e-3")])
     assert retry.status_code == 200  # the old retried event does not trip the order check
     assert retry.json() == {"applied": 1, "duplicates": 2, "unknown_items": []}
     tracker = tracker_of(small_run)
     tracker.update(["r"] * 3, [items[1], items[2], items[3]], [T0, T0 + 100, T0 + 200])
-    answer = server.client.get("/v1/users/r/recommendations", params={"at": T0 + 999, "k": 4}).json()
+    answer = shared.client.get("/v1/users/r/recommendations", params={"at": T0 + 999, "k": 4}).json()
     assert [x["item"] for x in answer["items"]] == list(tracker.recommend(["r"], at=T0 + 999, k=4).items[0])
 
 
-def test_an_out_of_order_event_is_409_and_nothing_of_the_request_is_applied(server, small_run):
+def test_an_out_of_order_event_is_409_and_nothing_of_the_request_is_applied(shared, small_run):
     items = catalogue(small_run)
-    assert post(server, [event("o", items[0], T0 + 100)]).status_code == 200
-    before = server.client.get("/v1/users/o/recommendations", params={"at": T0 + 500}).json()
-    refused = post(server, [event("p", items[1], T0), event("o", items[2], T0 + 99)])
+    assert post(shared, [event("o", items[0], T0 + 100)]).status_code == 200
+    before = shared.client.get("/v1/users/o/recommendations", params={"at": T0 + 500}).json()
+    refused = post(shared, [event("p", items[1], T0), event("o", items[2], T0 + 99)])
     assert refused.status_code == 409
     assert "older than that user's last event" in refused.json()["detail"]
-    assert server.client.get("/v1/users/p/recommendations", params={"at": T0 + 500}).json()["cold_start"]
-    assert server.client.get("/v1/users/o/recommendations", params={"at": T0 + 500}).json() == before
-    early = server.client.get("/v1/users/o/recommendations", params={"at": T0 + 99})
+    assert shared.client.get("/v1/users/p/recommendations", params={"at": T0 + 500}).json()["cold_start"]
+    assert shared.client.get("/v1/users/o/recommendations", params={"at": T0 + 500}).json() == before
+    early = shared.client.get("/v1/users/o/recommendations", params={"at": T0 + 99})
     assert early.status_code == 422 and "before user 'o'" in early.json()["detail"]
 
 
@@ -132,24 +143,24 @@ def test_an_out_of_order_event_is_409_and_nothing_of_the_request_is_applied(serv
     ({"events": []}, ["body", "events"]),
     ({"evnts": []}, ["body", "events"]),
 ])
-def test_malformed_bodies_are_422_naming_the_field(server, body, field):
-    answer = server.client.post("/v1/events", json=body)
+def test_malformed_bodies_are_422_naming_the_field(shared, body, field):
+    answer = shared.client.post("/v1/events", json=body)
     assert answer.status_code == 422
     assert field in [error["loc"] for error in answer.json()["detail"]]
 
 
-def test_malformed_queries_are_422(server):
+def test_malformed_queries_are_422(shared):
     for params, name in (({"k": 0}, "k"), ({"k": "ten"}, "k"), ({"at": "soon"}, "at"), ({"at": "inf"}, "at")):
-        answer = server.client.get("/v1/users/a/recommendations", params=params)
+        answer = shared.client.get("/v1/users/a/recommendations", params=params)
         assert answer.status_code == 422
         assert ["query", name] in [error["loc"] for error in answer.json()["detail"]]
-    assert server.client.post("/v1/events", content=b"{not json").status_code == 422
+    assert shared.client.post("/v1/events", content=b"{not json").status_code == 422
 
 
-def test_interest_is_a_distribution_over_the_categories(server, small_run):
+def test_interest_is_a_distribution_over_the_categories(shared, small_run):
     items = catalogue(small_run)
-    post(server, [event("i", items[0], T0), event("i", items[5], T0 + 60)])
-    answer = server.client.get("/v1/users/i/interest", params={"at": T0 + 3600}).json()
+    post(shared, [event("i", items[0], T0), event("i", items[5], T0 + 60)])
+    answer = shared.client.get("/v1/users/i/interest", params={"at": T0 + 3600}).json()
     names = ExperimentConfig.load(small_run / "config.json")
     assert len(answer["interest"]) == names.data.synthetic.num_categories
     assert sum(answer["interest"].values()) == pytest.approx(1.0, abs=1e-4)
@@ -157,16 +168,16 @@ def test_interest_is_a_distribution_over_the_categories(server, small_run):
     tracker.update(["i", "i"], [items[0], items[5]], [T0, T0 + 60])
     np.testing.assert_allclose(list(answer["interest"].values()), tracker.forecast(["i"], at=T0 + 3600)[0].numpy(),
                                rtol=1e-5, atol=1e-6)
-    cold = server.client.get("/v1/users/nobody/interest", params={"at": T0}).json()
+    cold = shared.client.get("/v1/users/nobody/interest", params={"at": T0}).json()
     assert cold["cold_start"] is True and sum(cold["interest"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_explanation_contributions_are_the_score_without_each_event(server, small_run):
+def test_explanation_contributions_are_the_score_without_each_event(shared, small_run):
     items = catalogue(small_run)
     history = [(items[(7 * j) % len(items)], T0 + 1800 * j) for j in range(55)]  # more than the 50 explained
-    assert post(server, [event("x", i, t) for i, t in history]).status_code == 200
+    assert post(shared, [event("x", i, t) for i, t in history]).status_code == 200
     at, target = T0 + 200_000, items[3]
-    answer = server.client.get("/v1/users/x/explanation", params={"item": target, "at": at}).json()
+    answer = shared.client.get("/v1/users/x/explanation", params={"item": target, "at": at}).json()
     assert [(e["item"], e["time"]) for e in answer["events"]] == history[-50:]
 
     def score(events, when):
@@ -182,8 +193,8 @@ def test_explanation_contributions_are_the_score_without_each_event(server, smal
         without = history[:5 + j] + history[5 + j + 1:]
         assert answer["events"][j]["contribution"] == pytest.approx(full - score(without, at), abs=1e-4)
     assert answer["elapsed_time_effect"] == pytest.approx(full - score(history, history[-1][1]), abs=1e-5)
-    assert server.client.get("/v1/users/nobody/explanation", params={"item": target}).status_code == 404
-    assert server.client.get("/v1/users/x/explanation", params={"item": "no-such"}).status_code == 422
+    assert shared.client.get("/v1/users/nobody/explanation", params={"item": target}).status_code == 404
+    assert shared.client.get("/v1/users/x/explanation", params={"item": "no-such"}).status_code == 422
 
 
 def test_forget_erases_the_user_durably(server, small_run, tmp_path):
