@@ -46,8 +46,9 @@ def train_run(out: Path, users: int, items: int) -> Path:
 
 def start_server(run: Path, store: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    log = open(store.with_name("server.log"), "w")
     server = subprocess.Popen([sys.executable, "-m", "interestevo", "serve", str(run), "--port", str(port),
-                               "--store", f"sqlite:///{store}"], env=env)
+                               "--store", f"sqlite:///{store}"], env=env, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
@@ -58,10 +59,14 @@ def start_server(run: Path, store: Path, port: int) -> subprocess.Popen:
     raise SystemExit("the server did not start")
 
 
+failures: list[str] = []  # transport errors of the current phase
+
+
 def percentiles(latencies: list[float]) -> dict:
     ms = np.asarray(latencies) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms)}
+            "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms), "transport_errors": len(failures),
+            "first_error": failures[0] if failures else None}
 
 
 async def run_clients(concurrency: int, jobs, make_request) -> tuple[list[float], float]:
@@ -70,13 +75,18 @@ async def run_clients(concurrency: int, jobs, make_request) -> tuple[list[float]
     for job in jobs:
         queue.put_nowait(job)
     latencies: list[float] = []
+    failures.clear()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         async def worker():
             while not queue.empty():
                 job = queue.get_nowait()
                 start = time.perf_counter()
-                answer = await make_request(client, job)
+                try:
+                    answer = await make_request(client, job)
+                except httpx.TransportError as error:  # counted, and reported with the results
+                    failures.append(repr(error))
+                    continue
                 latencies.append(time.perf_counter() - start)
                 if answer.status_code != 200:
                     raise SystemExit(f"request failed: {answer.status_code} {answer.text[:300]}")

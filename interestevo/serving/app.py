@@ -145,9 +145,11 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         try:
-            if len(self._pending) < self._max_batch:
-                await asyncio.sleep(self._window_s)  # let concurrent requests join the first batch
             while self._pending:
+                if len(self._pending) < self._max_batch:
+                    # Let concurrent requests join: the event loop parses them while this task waits
+                    # (while a batch computes, the worker thread holds the GIL for much of the time).
+                    await asyncio.sleep(self._window_s)
                 batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
                 try:
                     results = await self._run_in_engine(self._run_batch, [item for item, _ in batch])

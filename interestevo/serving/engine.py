@@ -57,6 +57,12 @@ class ServedModel:
         self.item_index = {_key(item): index for index, item in enumerate(self.item_ids[1:], start=1)}
         self.scale = unit_seconds(self.dt_unit)
         self.state_shapes = [tuple(s.shape) for s in self.model.initial_state(1)]
+        self._item_table = None
+        if type(self.model).score is SequenceRecommender.score:
+            # Item vectors only change with the weights: computed once, not per request (the same
+            # expression as SequenceRecommender.score, so the scores are the same bits).
+            with torch.no_grad():
+                self._item_table = tuple(t.detach() for t in self.model.items.lookup())
         categories = self.model.items.categories
         self._categories_of = None
         if categories is not None and self.category_names is not None:  # once, not per answer
@@ -79,6 +85,14 @@ class ServedModel:
             parts.append(torch.from_numpy(block.transpose(1, 0, 2).copy()))
             start += size
         return tuple(parts)
+
+    def score(self, queries: torch.Tensor) -> torch.Tensor:
+        """(B, num_items + 1) logits, the padding item at -inf: ``model.score`` with cached item vectors."""
+        if self._item_table is None:
+            return self.model.score(queries)
+        vectors, bias = self._item_table
+        logits = queries @ vectors.t() + bias
+        return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
 
     def item_categories(self, index: int) -> list[str] | None:
         return None if self._categories_of is None else self._categories_of[index]
@@ -302,7 +316,7 @@ class ServingEngine:
             rows = np.array([row[requests[n].user] for n in warm], np.int64)
             at = np.array([requests[n].at for n in warm], np.int64)
             delta = time_gaps(at, last_time[rows], np.ones(len(rows), bool), served.scale)
-            logits = served.model.score(served.model.project(tuple(s[:, torch.from_numpy(rows)] for s in state),
+            logits = served.score(served.model.project(tuple(s[:, torch.from_numpy(rows)] for s in state),
                                                              delta))
             plain = [j for j, n in enumerate(warm) if not requests[n].exclude_seen]
             if plain:  # one top-k for every request that excludes nothing, cut to each one's k
@@ -357,7 +371,7 @@ class ServingEngine:
                 raise ValueError(f"at={at} is before user {user!r}'s last event at {record.last_time}")
             state, last_time, has = self._states([user], {user: record}, self.store.events)
             delta = time_gaps(np.array([at]), last_time, has, served.scale)
-            forecast = interest_forecast(served.model.score(served.model.project(state, delta)), categories)[0]
+            forecast = interest_forecast(served.score(served.model.project(state, delta)), categories)[0]
         return {"user": user, "at": at, "model": served.name, "cold_start": record is None,
                 "hours_since_last_event": None if record is None else (at - record.last_time) / 3600.0,
                 "interest": dict(zip(served.category_names, forecast.tolist()))}
@@ -392,12 +406,12 @@ class ServingEngine:
                                                 np.repeat(anchor_last, len(keep)), np.repeat(anchor_has, len(keep)))
         state = tuple(torch.cat(parts, dim=1) for parts in zip(*states))
         delta = time_gaps(np.full(len(keep), at), last, has, served.scale)
-        scores = served.model.score(served.model.project(state, delta))[:, target].float()
+        scores = served.score(served.model.project(state, delta))[:, target].float()
         # The score itself, and the elapsed-time part, from the stored state the recommendations use.
         stored, stored_last, _ = self._states([user], {user: record}, self.store.events)
         now_and_then = time_gaps(np.array([at, stored_last[0]]), np.repeat(stored_last, 2), np.ones(2, bool),
                                  served.scale)
-        both = served.model.score(served.model.project(tuple(s.expand(-1, 2, -1) for s in stored), now_and_then))
+        both = served.score(served.model.project(tuple(s.expand(-1, 2, -1) for s in stored), now_and_then))
         score, right_after = both[0, target].item(), both[1, target].item()
         contributions = (scores[0] - scores[1:]).tolist()
         return {"user": user, "item": _plain(served.item_ids[target]), "at": at, "model": served.name,

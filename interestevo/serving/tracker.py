@@ -339,9 +339,10 @@ def top_items(logits: torch.Tensor, k: int, seen: list | None = None) -> tuple[t
         rows = [r for r, items in enumerate(seen) for _ in items]
         cols = [i for items in seen for i in items]
         logits[rows, cols] = float("-inf")
+    scores, index = logits.topk(min(k, logits.shape[1]), dim=1)
     # never pad the list with excluded or padding items: k shrinks to what every row can offer
-    k = min(k, int(torch.isfinite(logits).sum(dim=1).min()))
-    return logits.topk(k, dim=1)
+    k = int(torch.isfinite(scores).sum(dim=1).min()) if len(scores) else k
+    return scores[:, :k], index[:, :k]
 
 
 def event_rounds(keys: np.ndarray):

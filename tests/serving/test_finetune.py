@@ -48,7 +48,7 @@ def future_ndcg(run, frame_before: pd.DataFrame, future: pd.DataFrame) -> float:
         for _, events in log.groupby("user_id"):
             items = torch.tensor([[index.get(str(i), 0) for i in events.item_id]])
             gaps = np.diff(events.timestamp.to_numpy(), prepend=events.timestamp.iloc[0]) / 3600.0
-            queries, _ = model(items, torch.tensor([gaps], dtype=torch.float32), torch.tensor([items.shape[1]]),
+            queries, _ = model(items, torch.from_numpy(gaps[None].astype(np.float32)), torch.tensor([items.shape[1]]),
                                model.initial_state(1))
             logits = model.score(queries[0])
             for j in np.flatnonzero(events.future.to_numpy()):
