@@ -109,9 +109,9 @@ def main() -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    run = args.run or (args.work / "run" if (args.work / "run" / "metrics.json").is_file()
-                       else train_run(args.work / "run", args.users, args.items))
-    train_s = time.perf_counter() - started
+    reused = args.run is not None or (args.work / "run" / "metrics.json").is_file()
+    run = args.run or (args.work / "run" if reused else train_run(args.work / "run", args.users, args.items))
+    train_s = None if reused else time.perf_counter() - started
     from interestevo.checkpoint import load_checkpoint
 
     items = load_checkpoint(run / "checkpoints" / "timelstm" / "best.pt")["item_ids"][1:]
@@ -173,7 +173,8 @@ def main() -> int:
                 if line.startswith("model name")), platform.processor())
     report = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
               "run": {"path": str(run), "users": args.users, "items": len(items),
-                      "trained_here_s": None if args.run else train_s},
+                      "trained_here_s": train_s},
+              "load_average_after": os.getloadavg(),  # the machine may be shared: how busy it was
               "store": "sqlite (WAL, synchronous=FULL)", "results": results, "targets_met": targets}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_cpu.json").write_text(json.dumps(report, indent=2) + "\n")
