@@ -62,11 +62,24 @@ def start_server(run: Path, store: Path, port: int) -> subprocess.Popen:
 failures: list[str] = []  # transport errors of the current phase
 
 
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time the server has used (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(latencies: list[float]) -> dict:
     ms = np.asarray(latencies) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms), "transport_errors": len(failures),
             "first_error": failures[0] if failures else None}
+
+
+def server_share(server: subprocess.Popen, cpu_before: float, wall: float, requests: int) -> dict:
+    """How much of a core the server got during a phase, and its CPU time per request: on a shared
+    machine this tells a slow service from a starved one."""
+    used = cpu_seconds(server) - cpu_before
+    return {"server_cores_used": used / wall, "server_cpu_ms_per_request": 1000 * used / requests}
 
 
 async def run_clients(concurrency: int, jobs, make_request) -> tuple[list[float], float]:
@@ -131,29 +144,34 @@ def main() -> int:
         picks = rng.integers(len(items), size=len(order))
         batches = [[{"user": users[order[i]], "item": items[picks[i]], "time": T0 + i, "id": f"load-{i}"}
                     for i in range(start, min(start + 500, len(order)))] for start in range(0, len(order), 500)]
+        cpu = cpu_seconds(server)
         latencies, wall = asyncio.run(run_clients(4, batches, lambda c, b: c.post(f"{url}/v1/events",
                                                                                     json={"events": b})))
         results["events_batches_of_500"] = {**percentiles(latencies), "events": len(order),
-                                            "events_per_s": len(order) / wall, "clients": 4}
+                                            "events_per_s": len(order) / wall, "clients": 4,
+                                            **server_share(server, cpu, wall, len(batches))}
         print("events:", results["events_batches_of_500"], flush=True)
 
         # 2. single-event POSTs, one client, later times than everything above
         singles = [[{"user": users[int(u)], "item": items[int(i)], "time": T0 + 10_000_000 + n}]
                    for n, (u, i) in enumerate(zip(rng.integers(args.users, size=args.single_events),
                                                  rng.integers(len(items), size=args.single_events)))]
+        cpu = cpu_seconds(server)
         latencies, wall = asyncio.run(run_clients(1, singles, lambda c, b: c.post(f"{url}/v1/events",
                                                                                     json={"events": b})))
         results["single_event_post"] = {**percentiles(latencies), "requests_per_s": len(singles) / wall,
-                                        "clients": 1}
+                                        "clients": 1, **server_share(server, cpu, wall, len(singles))}
         print("single events:", results["single_event_post"], flush=True)
 
         # 3. recommendations for random users at 32 concurrent clients
         asks = rng.integers(args.users, size=args.recommendations)
         at = T0 + 20_000_000
+        cpu = cpu_seconds(server)
         latencies, wall = asyncio.run(run_clients(
             32, asks, lambda c, u: c.get(f"{url}/v1/users/{users[int(u)]}/recommendations",
                                          params={"k": 10, "at": at})))
-        results["recommendations"] = {**percentiles(latencies), "requests_per_s": len(asks) / wall, "clients": 32}
+        results["recommendations"] = {**percentiles(latencies), "requests_per_s": len(asks) / wall, "clients": 32,
+                                      **server_share(server, cpu, wall, len(asks))}
         print("recommendations:", results["recommendations"], flush=True)
         metrics = httpx.get(f"{url}/metrics").text
         batch = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
@@ -184,10 +202,14 @@ def main() -> int:
              f"{results['single_event_post']['requests_per_s']:,.0f} req/s"),
             ("GET recommendations (32 clients)", results["recommendations"],
              f"{results['recommendations']['requests_per_s']:,.0f} req/s")]
-    lines = [f"CPU: {cpu} ({os.cpu_count()} cores), {args.users:,} users, {len(items):,} items, SQLite store",
-             "", "| route | throughput | p50 ms | p95 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {name} | {speed} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} |"
-              for name, r, speed in rows]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"CPU: {cpu} ({os.cpu_count()} cores), {args.users:,} users, {len(items):,} items, SQLite store; "
+             f"load average after the run: {load}",
+             "", "| route | throughput | p50 ms | p95 ms | p99 ms | server cores used | server CPU ms/request |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {speed} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['server_cores_used']:.2f} | {r['server_cpu_ms_per_request']:.2f} |" for name, r, speed in rows]
+    lines += ["", f"Recommendation micro-batches averaged {results['recommendations']['mean_batch']:.1f} requests."]
     lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items())]
     (RESULTS / "serve_cpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
