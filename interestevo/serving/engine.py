@@ -17,7 +17,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..data.timestamps import unit_seconds
-from ..models import MODEL_NAMES, ModelConfig, SequenceRecommender, interest_forecast, model_from_state
+from ..models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
 from .popularity import PopularityTimeline
 from .store import Changes, Snapshot, StoredEvent, UserRecord, UserStore
 from .tracker import _key, advance, event_rounds, time_gaps, top_items
@@ -458,5 +458,5 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-__all__ = ["EXPLAINED_EVENTS", "Event", "MODEL_NAMES", "NoEventsError", "OutOfOrderError", "RecommendRequest",
+__all__ = ["EXPLAINED_EVENTS", "Event", "NoEventsError", "OutOfOrderError", "RecommendRequest",
            "ServedModel", "ServingEngine", "best_model_name", "load_served_model", "weights_fingerprint"]

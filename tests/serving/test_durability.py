@@ -67,7 +67,8 @@ def test_kill_9_while_posting_loses_no_acknowledged_event_and_applies_each_once(
     threads = [threading.Thread(target=client, args=(u,)) for u in range(len(USERS))]
     for thread in threads:
         thread.start()
-    while sum(map(len, acknowledged)) < total * 0.4:
+    deadline = time.monotonic() + 300
+    while sum(map(len, acknowledged)) < total * 0.4 and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill()
     for thread in threads:

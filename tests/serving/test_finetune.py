@@ -11,7 +11,6 @@ import torch
 from interestevo.checkpoint import load_checkpoint
 from interestevo.data import SyntheticConfig, generate_synthetic
 from interestevo.experiment import DataConfig, ExperimentConfig, load_model, run_experiment
-from interestevo.experiment.finetune import finetune_run
 from interestevo.models import ModelConfig
 from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
 from interestevo.serving.store import SQLiteStore

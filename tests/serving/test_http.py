@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from interestevo.checkpoint import load_checkpoint
 from interestevo.experiment import ExperimentConfig, load_dataset, load_model
