@@ -344,14 +344,15 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/v1/users/{user}/recommendations", dependencies=[Depends(read_access)])
     async def recommendations(user: str, k: Annotated[int, Query(ge=1, le=1000)] = 10,
                               at: Annotated[Time | None, Query()] = None, exclude_seen: bool = False):
-        return await service.batcher.submit(RecommendRequest(user, request_time(at), k, exclude_seen))
+        # The engine answers in plain JSON types: skip FastAPI's generic encoder on the hot path.
+        return JSONResponse(await service.batcher.submit(RecommendRequest(user, request_time(at), k, exclude_seen)))
 
     @app.post("/v1/recommendations", dependencies=[Depends(read_access)])
     async def many_recommendations(body: RecommendationsIn):
         at = request_time(body.at)
         answers = await asyncio.gather(*[service.batcher.submit(RecommendRequest(u, at, body.k, body.exclude_seen))
                                          for u in body.users])
-        return {"results": answers}
+        return JSONResponse({"results": answers})
 
     @app.get("/v1/users/{user}/interest", dependencies=[Depends(read_access)])
     async def interest(user: str, at: Annotated[Time | None, Query()] = None):
