@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="describe the compiled TimeLSTM extension")
     info.set_defaults(handler=_info)
+
+    from .serving.commands import add_commands as add_serving_commands  # serve, forget, finetune
+    add_serving_commands(commands)
     return parser
 
 

@@ -109,3 +109,69 @@ def test_save_and_load_round_trip(tmp_path):
     # Ids given as text find integer ids, as on a command line.
     again = loaded.recommend([str(inter.user_ids[3])], at=at[:1], exclude_seen=True)
     assert np.array_equal(again.items, b.items[1:])
+
+
+# ------------------------------------------------------------- input checks (issue 12, item 12)
+@pytest.mark.parametrize("bad_time, message", [
+    (1e30, "between"), (np.uint64(2 ** 63), "between"), (2 ** 64, "between"), (float("nan"), "finite"),
+    (float("inf"), "finite"), (-1e13, "between"), ("soon", "numbers"),
+])
+def test_times_that_would_wrap_are_refused_and_nothing_is_stored(bad_time, message):
+    inter, tracker = tracker_for()
+    with pytest.raises(ValueError, match=message):
+        tracker.update(["a"], [inter.item_ids[1]], np.array([bad_time]) if isinstance(bad_time, np.generic)
+                       else [bad_time])
+    assert tracker.num_users == 0 and len(tracker.last_time) == 0
+    tracker.update(["a"], [inter.item_ids[1]], [1_000])
+    with pytest.raises(ValueError, match="at must be"):
+        tracker.recommend(["a"], at=[bad_time] if not isinstance(bad_time, np.generic) else np.array([bad_time]))
+
+
+def test_the_largest_accepted_times_do_not_overflow():
+    inter, tracker = tracker_for()
+    tracker.update(["a", "a"], [inter.item_ids[1]] * 2, [-62_135_596_800, 253_402_300_799])
+    assert tracker.last_time.tolist() == [253_402_300_799]
+    assert np.isfinite(tracker.recommend(["a"], at=253_402_300_799).scores.numpy()).all()
+
+
+@pytest.mark.parametrize("k", [-1, 0, 2.5, True, "3", None])
+def test_k_must_be_a_positive_integer(k):
+    inter, tracker = tracker_for()
+    tracker.update(["a"], [inter.item_ids[1]], [10])
+    with pytest.raises(ValueError, match=r"k must be a positive integer"):
+        tracker.recommend(["a"], at=20, k=k)
+
+
+def test_empty_requests_get_empty_answers():
+    inter, tracker = tracker_for()
+    tracker.update(["a"], [inter.item_ids[1]], [10])
+    recs = tracker.recommend([], at=[], k=5)
+    assert recs.items.shape == (0, 5) and recs.scores.shape == (0, 5)
+    assert tracker.forecast([], at=[]).shape == (0, inter.item_categories.shape[1])
+    assert tracker.update([], [], []) == [] and tracker.num_users == 1
+
+
+@pytest.mark.parametrize("user", [None, float("nan"), np.float64("nan")])
+def test_none_and_nan_user_ids_are_refused(user):
+    inter, tracker = tracker_for()
+    with pytest.raises(ValueError, match=r"users\[1\] is .*user ids must be strings or integers"):
+        tracker.update(["ok", user], [inter.item_ids[1]] * 2, [10, 20])
+    assert tracker.num_users == 0
+    tracker.update(["ok"], [inter.item_ids[1]], [10])
+    with pytest.raises(ValueError, match="user ids must be"):
+        tracker.recommend([user], at=20)
+
+
+def test_forget_removes_only_that_user(tmp_path):
+    inter, tracker = tracker_for()
+    tracker.observe_history(inter)
+    users = list(inter.user_ids[1:4])
+    at = tracker.last_time[:3] + 60
+    before = tracker.recommend(users[1:], at=at[1:])
+    assert tracker.forget(users[0]) and not tracker.forget(users[0])
+    with pytest.raises(UnknownUserError):
+        tracker.recommend([users[0]], at=at[:1])
+    loaded = InterestTracker.load(tracker.save(tmp_path / "t.pt"))
+    after = loaded.recommend(users[1:], at=at[1:])
+    assert np.array_equal(before.items, after.items)
+    assert users[0] not in loaded.user_ids and loaded.num_users == inter.num_users - 1

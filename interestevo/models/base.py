@@ -87,7 +87,7 @@ class SequenceRecommender(nn.Module):
         in training, cold items: see :class:`ItemEncoder`)."""
         vectors, bias = self.items.lookup()
         logits = queries @ vectors.t() + bias
-        logits = self._add_context_scores(logits, queries, at, last_seen)
+        logits = self.add_context_scores(logits, queries, at, last_seen)
         excluded = self.items.excluded()
         if excluded is not None:
             return logits.masked_fill(excluded, float("-inf"))
@@ -101,11 +101,12 @@ class SequenceRecommender(nn.Module):
             logits = queries @ vectors.t() + bias
         else:
             logits = (vectors @ queries.unsqueeze(-1)).squeeze(-1) + bias
-        logits = self._add_context_scores(logits, queries, at, last_seen, candidates)
+        logits = self.add_context_scores(logits, queries, at, last_seen, candidates)
         excluded = self.items.excluded(candidates)
         return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))
 
-    def _add_context_scores(self, logits, queries, at, last_seen, items=None):
+    def add_context_scores(self, logits, queries, at, last_seen, items=None):
+        """``logits`` plus :meth:`context_scores` (the part of :meth:`score` after the dot products)."""
         if at is None and (self.needs_request_time or self.needs_history):
             raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
         if last_seen is None and self.needs_history:

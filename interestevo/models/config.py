@@ -27,6 +27,13 @@ class ModelConfig:
     item_activity: bool = True  # timelstm: score items by their recent activity in the log too
     repeat_scores: bool = True  # timelstm: a learned term for items the user had, by time since then
 
+    @classmethod
+    def from_saved(cls, values: dict) -> "ModelConfig":
+        """The configuration stored with a checkpoint or tracker. Those written before the scoring
+        terms existed describe models without them; keys of other versions are ignored."""
+        values = {"item_activity": False, "repeat_scores": False, **values}
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
 
 def split_model_name(name: str) -> tuple[str, bool]:
     """``("timelstm", True)`` for ``"timelstm+text"``; ValueError names a model that does not exist."""

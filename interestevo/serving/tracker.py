@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, plain_ids, save_checkpoint
-from .data.timestamps import unit_seconds
-from .models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
-from .train.batches import sequence_batches
+from ..checkpoint import load_checkpoint, plain_ids, save_checkpoint
+from ..data.timestamps import unit_seconds
+from ..models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
+from ..train.batches import sequence_batches
+
+#: the unix seconds accepted as event and request times: years 1 to 9999, so int64 arithmetic on
+#: them (gaps, sums) can never wrap, and every time has an ISO-8601 form
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
 
 class UnknownUserError(LookupError):
@@ -43,6 +47,15 @@ class UnknownItem:
 def _key(value) -> str:
     # Ids are matched by their text, so "42" from a command line finds the integer id 42.
     return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_user_ids(users, what: str = "users") -> np.ndarray:
+    """Users as a 1-d object array; None or NaN ids are refused (they would all be one user "nan")."""
+    users = np.asarray(users, dtype=object).reshape(-1)
+    for position, user in enumerate(users):
+        if user is None or (isinstance(user, (float, np.floating)) and not np.isfinite(user)):
+            raise ValueError(f"{what}[{position}] is {user!r}; user ids must be strings or integers")
+    return users
 
 
 class InterestTracker:
@@ -85,8 +98,8 @@ class InterestTracker:
         event older than its user's last one raises ValueError. Events whose item the model does
         not know are skipped and returned (and warned about); new users are created.
         """
-        users, items = np.asarray(users, dtype=object).reshape(-1), np.asarray(items, dtype=object).reshape(-1)
-        times = _as_seconds(times, len(users))
+        users, items = check_user_ids(users), np.asarray(items, dtype=object).reshape(-1)
+        times = as_unix_seconds(times, len(users))
         if not len(users) == len(items) == len(times):
             raise ValueError(f"users, items and times must have the same length, got "
                              f"{len(users)}, {len(items)} and {len(times)}")
@@ -100,10 +113,7 @@ class InterestTracker:
         slots = self._check_order(users, times)
         self._add_users([u for u, s in zip(users, slots) if s < 0])
         slots = np.array([self._user_slot[_key(u)] for u in users], dtype=np.int64)
-        # Round r applies every user's r-th event of this call: users are distinct within a round.
-        rounds = _occurrence(slots)
-        for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
-            pick = rounds == r
+        for pick in event_rounds(slots):
             self._step(slots[pick], index[pick], times[pick])
         return unknown
 
@@ -137,9 +147,7 @@ class InterestTracker:
     def _step(self, slots: np.ndarray, items: np.ndarray, times: np.ndarray) -> None:
         dt = self._gaps(slots, times)
         slot_t = torch.from_numpy(slots).to(self.device)
-        state = tuple(s[:, slot_t] for s in self.state)
-        _, state = self.model(torch.from_numpy(items).to(self.device).unsqueeze(1),
-                              dt.unsqueeze(1), torch.ones(len(slots), dtype=torch.long), state)
+        state = advance(self.model, tuple(s[:, slot_t] for s in self.state), items, dt)
         for full, new in zip(self.state, state):
             full[:, slot_t] = new.to(full.dtype)
         self.last_time[slots] = times
@@ -148,10 +156,7 @@ class InterestTracker:
             self.seen[slot][item] = t
 
     def _gaps(self, slots: np.ndarray, times: np.ndarray) -> torch.Tensor:
-        """Time since each user's last event in the model's unit, computed as the data layer does
-        (int64 seconds, then one division), 0 for a user's first event."""
-        diff = np.where(self._has_events[slots], times - self.last_time[slots], 0)
-        return torch.from_numpy((diff / self._scale).astype(np.float32)).to(self.device)
+        return time_gaps(times, self.last_time[slots], self._has_events[slots], self._scale).to(self.device)
 
     @torch.no_grad()
     def observe_history(self, inter, batch_size: int = 256, window: int = 64) -> None:
@@ -196,7 +201,7 @@ class InterestTracker:
 
     def _project(self, users, at) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         slots = self._slots(users)
-        at = _as_seconds(time.time() if at is None else at, len(slots))
+        at = as_unix_seconds(time.time() if at is None else at, len(slots), "at")
         early = np.flatnonzero(at < self.last_time[slots])
         if len(early):
             i = early[0]
@@ -213,15 +218,12 @@ class InterestTracker:
         The interest is projected from each user's last event to ``at``, so the same history gives
         different recommendations an hour and a month later (for models that use time).
         """
+        k = check_k(k)
+        if len(check_user_ids(users)) == 0:
+            return Recommendations(np.empty((0, k), dtype=object), torch.empty(0, k))
         slots, queries, at = self._project(users, at)
-        logits = self.model.score(queries, at, self._last_seen(slots)).float()
-        if exclude_seen:
-            rows = [r for r, s in enumerate(slots) for _ in self.seen[s]]
-            cols = [i for s in slots for i in self.seen[s]]
-            logits[rows, cols] = float("-inf")
-        # never pad the list with excluded or padding items: k shrinks to what every row can offer
-        k = min(k, int(torch.isfinite(logits).sum(dim=1).min()))
-        scores, index = logits.topk(k, dim=1)
+        seen = [self.seen[s] for s in slots] if exclude_seen else None
+        scores, index = top_items(self.model.score(queries, at, self._last_seen(slots)), k, seen)
         return Recommendations(self.item_ids[index.cpu().numpy()], scores.cpu())
 
     @torch.no_grad()
@@ -230,18 +232,27 @@ class InterestTracker:
         categories = self.model.items.categories
         if categories is None:
             raise ValueError("the model has no item categories, so it cannot forecast interest over them")
+        if len(check_user_ids(users)) == 0:
+            return torch.empty(0, categories.shape[1])
         slots, queries, at = self._project(users, at)
         return interest_forecast(self.model.score(queries, at, self._last_seen(slots)), categories).cpu()
 
     def _last_seen(self, slots: np.ndarray) -> torch.Tensor | None:
         """(B, num_items + 1) when each user last had each item (-1: never), for models that use it."""
-        if not self.model.needs_history:
-            return None
-        last = torch.full((len(slots), self.model.num_items + 1), -1, dtype=torch.int64)
-        for row, slot in enumerate(slots.tolist()):
-            if self.seen[slot]:
-                last[row, list(self.seen[slot])] = torch.tensor(list(self.seen[slot].values()))
-        return last.to(self.device)
+        return last_seen_rows(self.model, [self.seen[s] for s in slots.tolist()], self.device)
+
+    def forget(self, user) -> bool:
+        """Erase a user's state, last time and seen items; True if the user was known."""
+        slot = self._user_slot.pop(_key(check_user_ids([user])[0]), None)
+        if slot is None:
+            return False
+        keep = torch.from_numpy(np.delete(np.arange(self.num_users), slot)).to(self.device)
+        self.state = tuple(s[:, keep].clone() for s in self.state)
+        self.last_time = np.delete(self.last_time, slot)
+        self._has_events = np.delete(self._has_events, slot)
+        del self.user_ids[slot], self.seen[slot]
+        self._user_slot = {_key(u): i for i, u in enumerate(self.user_ids)}
+        return True
 
     # --------------------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:
@@ -265,7 +276,7 @@ class InterestTracker:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "InterestTracker":
         saved = load_checkpoint(path, map_location="cpu")
-        config = ModelConfig(**saved["model_config"])
+        config = ModelConfig.from_saved(saved["model_config"])
         model = model_from_state(saved["model_name"], saved["num_items"], config, saved["model_state"])
         tracker = cls(model, saved["item_ids"], dt_unit=saved["dt_unit"], model_name=saved["model_name"],
                       model_config=config, device=device)
@@ -284,18 +295,86 @@ class InterestTracker:
         return tracker
 
 
-def _as_seconds(times, n: int) -> np.ndarray:
+def as_unix_seconds(times, n: int, what: str = "times") -> np.ndarray:
+    """(n,) int64 unix seconds from numbers (a scalar is repeated n times); floats are floored.
+
+    Values outside years 1..9999 (1e30, uint64 beyond int64) and non-finite ones are refused
+    rather than wrapped into negative int64.
+    """
     values = np.asarray(times)
     if values.ndim == 0:
         values = np.full(n, values)
     values = values.reshape(-1)
+    if values.dtype == object:  # e.g. Python ints too large for int64
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be unix seconds (numbers)") from None
+    if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+        raise ValueError(f"{what} must be unix seconds (numbers), got dtype {values.dtype}")
     if values.dtype.kind == "f":
         if not np.isfinite(values).all():
-            raise ValueError("times must be finite unix seconds")
+            raise ValueError(f"{what} must be finite unix seconds, got {values[~np.isfinite(values)][0]}")
         values = np.floor(values)
-    elif values.dtype.kind not in "iu":
-        raise ValueError(f"times must be unix seconds (numbers), got dtype {values.dtype}")
+    bad = (values < MIN_SECONDS) | (values > MAX_SECONDS)
+    if bad.any():
+        raise ValueError(f"{what} must be unix seconds between {MIN_SECONDS} and {MAX_SECONDS} "
+                         f"(years 1 to 9999), got {values[bad][0]}")
     return values.astype(np.int64)
+
+
+def check_k(k) -> int:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def time_gaps(times: np.ndarray, last_time: np.ndarray, has_events: np.ndarray, scale: int) -> torch.Tensor:
+    """Time since each user's last event in the model's unit, computed as the data layer does
+    (int64 seconds, then one division), 0 for a user's first event."""
+    diff = np.where(has_events, np.asarray(times, np.int64) - last_time, 0)
+    return torch.from_numpy((diff / scale).astype(np.float32))
+
+
+def advance(model: SequenceRecommender, state: tuple, items: np.ndarray, dt: torch.Tensor) -> tuple:
+    """The state after one more event per row (items (B,) indices, dt (B,) gaps in model units)."""
+    device = state[0].device
+    _, state = model(torch.from_numpy(np.asarray(items, np.int64)).to(device).unsqueeze(1),
+                     dt.to(device).unsqueeze(1), torch.ones(len(items), dtype=torch.long), state)
+    return state
+
+
+def last_seen_rows(model: SequenceRecommender, seen: list[dict[int, int]], device) -> torch.Tensor | None:
+    """(B, num_items + 1) int64: when each user (a dict item index -> unix seconds) last had each
+    item, -1 for never; None when the model's scores do not use it."""
+    if not model.needs_history:
+        return None
+    last = torch.full((len(seen), model.num_items + 1), -1, dtype=torch.int64)
+    for row, items in enumerate(seen):
+        if items:
+            last[row, list(items)] = torch.tensor(list(items.values()), dtype=torch.int64)
+    return last.to(device)
+
+
+def top_items(logits: torch.Tensor, k: int, seen: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores and indices of the ``k`` best items per row, without the rows' ``seen`` items."""
+    logits = logits.float()
+    if seen is not None:
+        rows = [r for r, items in enumerate(seen) for _ in items]
+        cols = [i for items in seen for i in items]
+        logits[rows, cols] = float("-inf")
+    scores, index = logits.topk(min(k, logits.shape[1]), dim=1)
+    # never pad the list with excluded or padding items: k shrinks to what every row can offer
+    k = int(torch.isfinite(scores).sum(dim=1).min()) if len(scores) else k
+    return scores[:, :k], index[:, :k]
+
+
+def event_rounds(keys: np.ndarray):
+    """Boolean masks applying every key's r-th event in round r: keys are distinct within a round,
+    so a round is one batched model step and each user's events stay in order."""
+    rounds = _occurrence(keys)
+    for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
+        yield rounds == r
 
 
 def _occurrence(keys: np.ndarray) -> np.ndarray:

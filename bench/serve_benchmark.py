@@ -1,0 +1,220 @@
+"""Speed of `interestevo serve` on a synthetic run: service and load generator on one machine.
+
+    python bench/serve_benchmark.py                       # trains a 100k-user, 10k-item run (1 epoch)
+    python bench/serve_benchmark.py --run runs/big        # or serves a run you have
+
+Phases, against a fresh SQLite store (WAL, fsync per request):
+1. events in batches of 500 (4 concurrent clients) until every user has events: durable events/s;
+2. single-event POSTs, one client: latency percentiles;
+3. GET recommendations for random users from 32 concurrent clients: requests/s and latency.
+Writes bench/results/serve_cpu.json and serve_cpu.md. The issue's targets (2 CPU cores):
+recommendations >= 500 req/s with p99 <= 25 ms; >= 20,000 events/s in batches of 500; a
+single-event POST p99 <= 20 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+T0 = 1_700_000_000
+
+
+def train_run(out: Path, users: int, items: int) -> Path:
+    from interestevo.data import SyntheticConfig
+    from interestevo.experiment import DataConfig, ExperimentConfig, run_experiment
+    from interestevo.train import TrainConfig
+
+    config = ExperimentConfig(
+        data=DataConfig(synthetic=SyntheticConfig(num_users=users, num_items=items, min_events=5, max_events=10)),
+        train=TrainConfig(epochs=1, device="cpu", progress=False, batch_size=256), models=("timelstm",),
+        out=str(out))
+    run_experiment(config)
+    return out
+
+
+def start_server(run: Path, store: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    log = open(store.with_name("server.log"), "w")
+    server = subprocess.Popen([sys.executable, "-m", "interestevo", "serve", str(run), "--port", str(port),
+                               "--store", f"sqlite:///{store}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+failures: list[str] = []  # transport errors of the current phase
+
+
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time the server has used (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(latencies: list[float]) -> dict:
+    ms = np.asarray(latencies) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms), "transport_errors": len(failures),
+            "first_error": failures[0] if failures else None}
+
+
+def server_share(server: subprocess.Popen, cpu_before: float, wall: float, requests: int) -> dict:
+    """How much of a core the server got during a phase, and its CPU time per request: on a shared
+    machine this tells a slow service from a starved one."""
+    used = cpu_seconds(server) - cpu_before
+    return {"server_cores_used": used / wall, "server_cpu_ms_per_request": 1000 * used / requests}
+
+
+async def run_clients(concurrency: int, jobs, make_request) -> tuple[list[float], float]:
+    """``concurrency`` clients take jobs from one queue; returns each request's latency and the wall time."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+    failures.clear()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        async def worker():
+            while not queue.empty():
+                job = queue.get_nowait()
+                start = time.perf_counter()
+                try:
+                    answer = await make_request(client, job)
+                except httpx.TransportError as error:  # counted, and reported with the results
+                    failures.append(repr(error))
+                    continue
+                latencies.append(time.perf_counter() - start)
+                if answer.status_code != 200:
+                    raise SystemExit(f"request failed: {answer.status_code} {answer.text[:300]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        return latencies, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="a run to serve (default: train a synthetic one)")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--work", type=Path, default=Path("bench-serve-work"), help="run and store go here")
+    parser.add_argument("--port", type=int, default=8971)
+    parser.add_argument("--recommendations", type=int, default=20_000, help="GET requests in phase 3")
+    parser.add_argument("--single-events", type=int, default=2_000)
+    args = parser.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    reused = args.run is not None or (args.work / "run" / "metrics.json").is_file()
+    run = args.run or (args.work / "run" if reused else train_run(args.work / "run", args.users, args.items))
+    train_s = None if reused else time.perf_counter() - started
+    from interestevo.checkpoint import load_checkpoint
+
+    items = load_checkpoint(run / "checkpoints" / "timelstm" / "best.pt")["item_ids"][1:]
+    store = args.work / "bench-store.db"
+    for path in store.parent.glob(store.name + "*"):
+        path.unlink()
+    server = start_server(run, store, args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    rng = np.random.default_rng(0)
+    results = {}
+    try:
+        # 1. every user gets 5 events, posted in batches of 500 (several users per batch)
+        users = [f"u{n}" for n in range(args.users)]
+        per_user = 5
+        # event i is user i % users's (i // users)-th: a batch of 500 holds 500 users, times increase
+        order = np.arange(args.users * per_user) % args.users
+        picks = rng.integers(len(items), size=len(order))
+        batches = [[{"user": users[order[i]], "item": items[picks[i]], "time": T0 + i, "id": f"load-{i}"}
+                    for i in range(start, min(start + 500, len(order)))] for start in range(0, len(order), 500)]
+        cpu = cpu_seconds(server)
+        latencies, wall = asyncio.run(run_clients(4, batches, lambda c, b: c.post(f"{url}/v1/events",
+                                                                                    json={"events": b})))
+        results["events_batches_of_500"] = {**percentiles(latencies), "events": len(order),
+                                            "events_per_s": len(order) / wall, "clients": 4,
+                                            **server_share(server, cpu, wall, len(batches))}
+        print("events:", results["events_batches_of_500"], flush=True)
+
+        # 2. single-event POSTs, one client, later times than everything above
+        singles = [[{"user": users[int(u)], "item": items[int(i)], "time": T0 + 10_000_000 + n}]
+                   for n, (u, i) in enumerate(zip(rng.integers(args.users, size=args.single_events),
+                                                 rng.integers(len(items), size=args.single_events)))]
+        cpu = cpu_seconds(server)
+        latencies, wall = asyncio.run(run_clients(1, singles, lambda c, b: c.post(f"{url}/v1/events",
+                                                                                    json={"events": b})))
+        results["single_event_post"] = {**percentiles(latencies), "requests_per_s": len(singles) / wall,
+                                        "clients": 1, **server_share(server, cpu, wall, len(singles))}
+        print("single events:", results["single_event_post"], flush=True)
+
+        # 3. recommendations for random users at 32 concurrent clients
+        asks = rng.integers(args.users, size=args.recommendations)
+        at = T0 + 20_000_000
+        cpu = cpu_seconds(server)
+        latencies, wall = asyncio.run(run_clients(
+            32, asks, lambda c, u: c.get(f"{url}/v1/users/{users[int(u)]}/recommendations",
+                                         params={"k": 10, "at": at})))
+        results["recommendations"] = {**percentiles(latencies), "requests_per_s": len(asks) / wall, "clients": 32,
+                                      **server_share(server, cpu, wall, len(asks))}
+        print("recommendations:", results["recommendations"], flush=True)
+        metrics = httpx.get(f"{url}/metrics").text
+        batch = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+                 if line.startswith("interestevo_recommendation_batch_size_")
+                 and line.split(" ")[0].endswith(("_sum", "_count"))}
+        results["recommendations"]["mean_batch"] = (batch["interestevo_recommendation_batch_size_sum"]
+                                                    / batch["interestevo_recommendation_batch_size_count"])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    targets = {"recommendations >= 500 req/s": results["recommendations"]["requests_per_s"] >= 500,
+               "recommendations p99 <= 25 ms": results["recommendations"]["p99_ms"] <= 25,
+               "events >= 20,000/s in batches of 500": results["events_batches_of_500"]["events_per_s"] >= 20_000,
+               "single-event POST p99 <= 20 ms": results["single_event_post"]["p99_ms"] <= 20}
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    report = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
+              "run": {"path": str(run), "users": args.users, "items": len(items),
+                      "trained_here_s": train_s},
+              "load_average_after": os.getloadavg(),  # the machine may be shared: how busy it was
+              "store": "sqlite (WAL, synchronous=FULL)", "results": results, "targets_met": targets}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serve_cpu.json").write_text(json.dumps(report, indent=2) + "\n")
+    rows = [("POST /v1/events, batches of 500 (4 clients)", results["events_batches_of_500"],
+             f"{results['events_batches_of_500']['events_per_s']:,.0f} events/s"),
+            ("POST /v1/events, one event (1 client)", results["single_event_post"],
+             f"{results['single_event_post']['requests_per_s']:,.0f} req/s"),
+            ("GET recommendations (32 clients)", results["recommendations"],
+             f"{results['recommendations']['requests_per_s']:,.0f} req/s")]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"CPU: {cpu} ({os.cpu_count()} cores), {args.users:,} users, {len(items):,} items, SQLite store; "
+             f"load average after the run: {load}",
+             "", "| route | throughput | p50 ms | p95 ms | p99 ms | server cores used | server CPU ms/request |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {speed} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['server_cores_used']:.2f} | {r['server_cpu_ms_per_request']:.2f} |" for name, r, speed in rows]
+    lines += ["", f"Recommendation micro-batches averaged {results['recommendations']['mean_batch']:.1f} requests."]
+    lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items())]
+    (RESULTS / "serve_cpu.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Online adaptation: continue training a run's best checkpoint on new events.
+
+The new events are trained on with each user's old history as context; items the run never saw
+get new embedding rows (every old item keeps its index and its learned row); the result is a
+normal run directory (config, checkpoint, tracker) that ``interestevo serve`` can serve or
+reload.
+
+>>> result = finetune_run("runs/old", "new_events.csv", "runs/new", epochs=1)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids
+from ..data import DataFormatError, prepare_interactions, read_interactions, read_items
+from ..models import ModelConfig, build_model, model_from_state, split_model_name
+from ..train import train_model
+from .config import ExperimentConfig
+from .dataset import load_dataset
+from .layout import RunDirectory
+
+log = logging.getLogger("interestevo.experiment")
+
+
+@dataclass
+class FinetuneResult:
+    run: RunDirectory
+    model: str
+    new_events: int
+    new_items: int
+    epochs: int
+    best_valid_ndcg: float
+
+    def summary(self) -> str:
+        return (f"fine-tuned {self.model} on {self.new_events:,} new events ({self.new_items:,} new items), "
+                f"{self.epochs} epoch(s), best validation NDCG@10 {self.best_valid_ndcg:.4f}\n"
+                f"run directory: {self.run.root}")
+
+
+def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: str | None = None,
+                 epochs: int = 1, lr: float | None = None) -> FinetuneResult:
+    from ..serving.engine import best_model_name
+    from ..serving.tracker import InterestTracker
+
+    old, new = RunDirectory(run_dir), RunDirectory(out)
+    if not old.config.is_file():
+        raise ValueError(f"{old.root} is not a run directory (no config.json)")
+    if new.root.exists() and (not new.root.is_dir() or any(new.root.iterdir())):
+        raise ValueError(f"--out {new.root} exists and is not empty: choose a new directory")
+    config = ExperimentConfig.load(old.config)
+    name = model or best_model_name(old.root)
+    if split_model_name(name)[1]:
+        raise ValueError(f"--model {name}: fine-tuning a +text model (text vectors for new items) is not "
+                         f"supported yet; fine-tune its id-only counterpart {split_model_name(name)[0]}")
+    best = old.checkpoints(name) / "best.pt"
+    if not best.is_file():
+        raise ValueError(f"--model {name!r}: {old.root} has no checkpoint {best}")
+    saved = load_checkpoint(best)
+    old_items = list(saved["item_ids"])
+
+    history = load_dataset(config.data).inter
+    fresh = read_interactions(data, user_col=config.data.user_col, item_col=config.data.item_col,
+                              time_col=config.data.time_col)[["user_id", "item_id", "timestamp"]]
+    if len(fresh) == 0:
+        raise DataFormatError(f"--data {data}: no events")
+    frame = pd.concat([history.to_frame()[["user_id", "item_id", "timestamp"]], fresh], ignore_index=True)
+    frame["new_event"] = np.r_[np.zeros(len(frame) - len(fresh), bool), np.ones(len(fresh), bool)]
+    items_table = _items_table(config, history)
+    inter = prepare_interactions(frame.drop(columns="new_event"), items_table, dt_unit=config.data.dt_unit,
+                                 category_names=history.category_names)
+    inter = _old_items_first(inter, old_items)
+    is_new = frame["new_event"].to_numpy()[inter.source_row]
+    targets = np.flatnonzero(is_new & (inter.position_in_user > 0))  # a first event has no context
+    if len(targets) == 0:
+        raise DataFormatError(f"--data {data}: no new event follows an earlier one of its user, so there is "
+                              f"nothing to train on")
+    # The latest tenth of the new events chooses the best epoch.
+    cut = np.quantile(inter.timestamp[targets], 0.9)
+    valid, train = targets[inter.timestamp[targets] > cut], targets[inter.timestamp[targets] <= cut]
+    if len(valid) == 0 or len(train) == 0:
+        valid = train = targets
+
+    model_config = ModelConfig.from_saved(saved["model_config"])
+    grown = _grown_model(name, saved, inter, model_config)
+    train_config = replace(config.train, epochs=epochs, lr=lr or config.train.lr, progress=False)
+    extra = {"model_name": name, "model_config": asdict(model_config), "train_config": asdict(train_config),
+             "num_items": inter.num_items, "dt_unit": inter.dt_unit, "user_ids": plain_ids(inter.user_ids),
+             "item_ids": plain_ids(inter.item_ids), "finetuned_from": str(old.root.resolve())}
+    new.root.mkdir(parents=True, exist_ok=True)
+    result = train_model(grown, inter, train, valid, train_config, name=name, checkpoint_dir=new.checkpoints(name),
+                         extra=extra)
+    _write_run(new, config, frame.drop(columns="new_event"), items_table, name, train_config)
+    tracker = InterestTracker(grown.cpu().eval(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
+                              model_config=model_config)
+    tracker.observe_history(inter, batch_size=train_config.eval_batch_size, window=train_config.window)
+    tracker.save(new.tracker(name))
+    new_items = inter.num_items - (len(old_items) - 1)
+    new.write_json(new.root / "finetune.json", {
+        "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)), "new_items": int(new_items),
+        "epochs": epochs, "history": [asdict(r) for r in result.history], "best_epoch": result.best_epoch})
+    return FinetuneResult(new, name, len(fresh), new_items, epochs, float(result.best_score))
+
+
+def _items_table(config: ExperimentConfig, history) -> pd.DataFrame | None:
+    """Item categories: the run's item file (which may already list the new items), else those of
+    the run's own log (synthetic data)."""
+    if config.data.items:
+        renamed = config.data.item_col if config.data.item_col != "item_id" else None
+        table = read_items(config.data.items, item_col=renamed, category_col=config.data.category_col,
+                           require_categories=True)
+        return table[["item_id", "categories"]]
+    return _categories_table(history)
+
+
+def _categories_table(inter) -> pd.DataFrame | None:
+    if inter.item_categories is None or inter.category_names is None:
+        return None
+    names = np.asarray(inter.category_names, dtype=object)
+    rows = [(item, list(names[np.flatnonzero(row)])) for item, row in
+            zip(inter.item_ids[1:], inter.item_categories[1:])]
+    return pd.DataFrame(rows, columns=["item_id", "categories"])
+
+
+def _old_items_first(inter, old_items: list):
+    """The same interactions with item indices renumbered: every old item at its old index, new
+    items after them (the checkpoint's rows stay where they were)."""
+    ids = [_text(i) for i in inter.item_ids]
+    position = {_text(item): index for index, item in enumerate(old_items) if index > 0}
+    newcomers = [i for i in range(1, len(ids)) if ids[i] not in position]
+    order = np.zeros(len(ids), np.int64)  # order[new index] = current index
+    current = {ids[i]: i for i in range(1, len(ids))}
+    missing = [item for item in position if item not in current]
+    if missing:  # an old item without events in old + new log: keep its row, with no events
+        raise DataFormatError(f"the old run's items {missing[:3]} are missing from its own log; cannot keep "
+                              f"their indices")
+    for item, index in position.items():
+        order[index] = current[item]
+    order[len(old_items):] = newcomers
+    remap = np.empty(len(ids), np.int64)
+    remap[order] = np.arange(len(ids))
+    changes = {"item": remap[inter.item], "item_ids": np.asarray(inter.item_ids, dtype=object)[order]}
+    if inter.item_categories is not None:
+        changes["item_categories"] = inter.item_categories[order]
+    if inter.item_text is not None:
+        changes["item_text"] = inter.item_text[order]
+    return replace(inter, **changes)
+
+
+def _text(value) -> str:
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _grown_model(name: str, saved: dict, inter, config: ModelConfig):
+    """The checkpoint's model with rows for the new items (their embeddings freshly initialised,
+    their categories from the item table)."""
+    old = model_from_state(name, saved["num_items"], config, saved["model_state"])
+    categories = None if inter.item_categories is None else torch.from_numpy(inter.item_categories)
+    torch.manual_seed(0)
+    grown = build_model(name, inter.num_items, config, categories)
+    state = grown.state_dict()
+    rows = saved["num_items"] + 1
+    for key, value in old.state_dict().items():
+        if key == "items.categories":
+            continue  # the new table's, which covers the new items too
+        if value.dim() and value.shape[0] == rows and state[key].shape[0] == inter.num_items + 1:
+            state[key][:rows] = value  # per-item rows: old items keep theirs
+        else:
+            state[key] = value
+    grown.load_state_dict(state)
+    return grown
+
+
+def _write_run(run: RunDirectory, config: ExperimentConfig, frame: pd.DataFrame, items: pd.DataFrame | None,
+               name: str, train_config) -> None:
+    """config.json pointing at the combined log (and item categories) saved in the run itself."""
+    events = run.root / "events.parquet"
+    _atomic_frame(frame, events, lambda f, p: f.to_parquet(p, index=False))
+    data = replace(config.data, path=str(events.resolve()), format="parquet", user_col="user_id",
+                   item_col="item_id", time_col="timestamp", k_core=0)
+    if items is not None:
+        table = run.root / "items.csv"
+        flat = items.assign(category=["|".join(c) for c in items["categories"]]).drop(columns="categories")
+        _atomic_frame(flat[flat["category"] != ""], table, lambda f, p: f.to_csv(p, index=False))
+        data = replace(data, items=str(table.resolve()), category_col="category")
+    new_config = replace(config, data=data, train=train_config, models=(name,), out=str(run.root))
+    atomic_write_text(new_config.to_json() + "\n", run.config)
+    run.write_json(run.metrics, {})
+
+
+def _atomic_frame(frame: pd.DataFrame, path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(frame, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = ["FinetuneResult", "finetune_run"]

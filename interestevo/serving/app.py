@@ -1,0 +1,394 @@
+"""The HTTP face of the service: a FastAPI app over a :class:`~.engine.ServingEngine`.
+
+It parses and answers; the engine computes in one worker thread (so the store and the model see
+one request at a time, in arrival order, and each user's events stay in order), and concurrent
+recommendation requests are micro-batched into one model call.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Union
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+
+from ..data.timestamps import datetime_seconds
+from .engine import (Event, NoEventsError, OutOfOrderError, RecommendRequest, ServedModel, ServingEngine,
+                     load_served_model)
+from .tracker import MAX_SECONDS, MIN_SECONDS, as_unix_seconds
+
+log = logging.getLogger("interestevo.serving")
+
+
+# ------------------------------------------------------------------------- request models
+def parse_time(value) -> int:
+    """Unix seconds (a number, or its text) or an ISO-8601 datetime; naive ones are UTC."""
+    if isinstance(value, bool):
+        raise ValueError("expected unix seconds or an ISO-8601 datetime, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") or value.strip().lower() in ("inf", "nan") \
+                else int(value)
+        except ValueError:
+            try:
+                seconds = datetime_seconds(value)
+            except (ValueError, OverflowError):
+                raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {value!r}") from None
+            if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+                raise ValueError(f"{value!r} is outside years 1 to 9999")
+            return seconds
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {type(value).__name__}")
+    return int(as_unix_seconds([value], 1, "time")[0])
+
+
+def id_text(value) -> str:
+    """A user or item id: a non-empty string or an integer, matched by its text as in InterestTracker."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a string or integer id, got {'null' if value is None else type(value).__name__}")
+    text = str(value)
+    if not text or len(text) > 200:
+        raise ValueError("ids must be 1 to 200 characters long")
+    return text
+
+
+Id = Annotated[str, BeforeValidator(id_text)]
+Time = Annotated[int, BeforeValidator(parse_time)]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: Id
+    item: Id
+    time: Time
+    id: str | None = Field(None, min_length=1, max_length=200, description="idempotency key: a retried "
+                                                                            "event is applied once")
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventsOut(BaseModel):
+    applied: int
+    duplicates: int
+    unknown_items: list[Union[StrictStr, StrictInt]]
+
+
+class RecommendationsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    users: list[Id] = Field(min_length=1)
+    k: int = Field(10, ge=1, le=1000)
+    at: Time | None = None
+    exclude_seen: bool = False
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run: str | None = Field(None, description="another run directory to serve (default: the one served)")
+    model: str | None = None
+
+
+# ------------------------------------------------------------------------------ settings
+@dataclass
+class ServiceSettings:
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    public_reads: bool = False  # with api_keys: reads need no key
+    max_body_bytes: int = 4 * 1024 * 1024
+    batch_window_s: float = 0.002
+    max_batch: int = 256
+    recompute_chunk: int = 512  # users per transaction when a reload recomputes states
+
+
+def read_api_keys(path: str | Path) -> tuple[str, ...]:
+    """One key per line (several allow rotation); blank lines and ``#`` comments are ignored."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise ValueError(f"--api-key-file {path}: cannot read it ({error.strerror})") from None
+    keys = tuple(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+    if not keys:
+        raise ValueError(f"--api-key-file {path}: holds no key")
+    return keys
+
+
+# ------------------------------------------------------------------------------ batching
+class MicroBatcher:
+    """Collects concurrent calls for a few milliseconds (or while the previous batch computes) and
+    runs them as one ``run_batch(items) -> results`` in the engine's thread."""
+
+    def __init__(self, run_batch: Callable[[list], list], run_in_engine, window_s: float, max_batch: int):
+        self._run_batch, self._run_in_engine = run_batch, run_in_engine
+        self._window_s, self._max_batch = window_s, max_batch
+        self._pending: list[tuple[object, asyncio.Future]] = []
+        self._running = False
+        self.batches = 0
+
+    async def submit(self, item):
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                if len(self._pending) < self._max_batch:
+                    # Let concurrent requests join: the event loop parses them while this task waits
+                    # (while a batch computes, the worker thread holds the GIL for much of the time).
+                    await asyncio.sleep(self._window_s)
+                batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
+                try:
+                    results = await self._run_in_engine(self._run_batch, [item for item, _ in batch])
+                except Exception as error:  # the whole batch failed: every caller hears why
+                    results = [error] * len(batch)
+                self.batches += 1
+                for (_, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._running = False
+
+
+# ------------------------------------------------------------------------------- metrics
+class Metrics:
+    def __init__(self, engine: ServingEngine):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("interestevo_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("interestevo_http_request_duration_seconds", "HTTP request latency by route",
+                                 ["route"], registry=self.registry,
+                                 buckets=(.0005, .001, .0025, .005, .01, .015, .02, .025, .05, .1, .25, .5, 1, 2.5, 10))
+        self.events = Counter("interestevo_events_applied", "events applied to users' states",
+                              registry=self.registry)
+        self.duplicates = Counter("interestevo_events_duplicate", "retried events recognised by their id",
+                                  registry=self.registry)
+        self.batch_size = Histogram("interestevo_recommendation_batch_size", "requests per model call",
+                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.reloads = Counter("interestevo_reloads", "model reloads", registry=self.registry)
+        Gauge("interestevo_users", "users with state in the store", registry=self.registry).set_function(
+            lambda: engine.store.count_users())
+        Gauge("interestevo_store_bytes", "size of the store (file bytes, or Redis used_memory)",
+              registry=self.registry).set_function(lambda: engine.store.size_bytes())
+
+
+class ObserveRequests:
+    """ASGI middleware: refuses bodies over the limit (413) and counts every request by route."""
+
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int):
+        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = _too_large(self.max_body_bytes)
+            await response(scope, receive, send)
+            self._count(scope, 413, start)
+            return
+        body, more = [], True
+        while more:  # read the body here, so a chunked one (no content-length) is limited too
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body.append(message.get("body", b""))
+            more = message.get("more_body", False)
+            if sum(map(len, body)) > self.max_body_bytes:
+                await _too_large(self.max_body_bytes)(scope, receive, send)
+                self._count(scope, 413, start)
+                return
+        replayed = [False]
+
+        async def replay():
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": b"".join(body), "more_body": False}
+            return await receive()
+
+        async def observed_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        await self.app(scope, replay, observed_send)
+        self._count(scope, status[0], start)
+
+    def _count(self, scope, status: int, start: float) -> None:
+        route = scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        self.metrics.requests.labels(name, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"request body over the limit of {limit} bytes"}, status_code=413)
+
+
+# ------------------------------------------------------------------------------- the app
+class Service:
+    """The engine, its worker thread, the batcher and what reload needs."""
+
+    def __init__(self, engine: ServingEngine, settings: ServiceSettings):
+        self.engine, self.settings = engine, settings
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interestevo-engine")
+        self.metrics = Metrics(engine)
+        self.batcher = MicroBatcher(self._recommend_batch, self.run, settings.batch_window_s, settings.max_batch)
+        self._reload_lock = asyncio.Lock()
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    def _recommend_batch(self, requests: list[RecommendRequest]) -> list:
+        self.metrics.batch_size.observe(len(requests))
+        return self.engine.recommend(requests)
+
+    async def reload(self, run: str | None = None, model: str | None = None) -> dict:
+        """Load the newest checkpoint (of ``run``, default the served one) beside the running model,
+        swap it in between two requests, then recompute every user's state under it in chunks
+        (requests keep being answered; a user not yet recomputed is recomputed when touched)."""
+        async with self._reload_lock:
+            current = self.engine.served
+            served: ServedModel = await asyncio.to_thread(load_served_model, run or current.run,
+                                                          model or current.name)
+            await self.run(self.engine.swap, served)
+            users = await self.run(lambda: list(self.engine.store.user_ids()))
+            recomputed = 0
+            for start in range(0, len(users), self.settings.recompute_chunk):
+                recomputed += await self.run(self.engine.recompute, users[start:start + self.settings.recompute_chunk])
+            self.metrics.reloads.inc()
+            log.info("reloaded %s from %s (weights %s): %d user states recomputed", served.name, served.run,
+                     served.fingerprint, recomputed)
+            return {"model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
+                    "previous_fingerprint": current.fingerprint, "users": len(users), "recomputed": recomputed}
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+        self.engine.store.close()
+
+
+def create_app(service: Service) -> FastAPI:
+    settings = service.settings
+
+    @asynccontextmanager
+    async def lifespan(app):
+        loop = asyncio.get_running_loop()
+        try:  # SIGHUP reloads, as daemons do
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_logged(service)))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
+        yield
+        service.close()
+
+    app = FastAPI(title="interestevo", version="1", lifespan=lifespan,
+                  description="Real-time recommendations from each user's interest state, at the request time.")
+
+    def check_key(authorization: str | None) -> None:
+        scheme, _, key = (authorization or "").partition(" ")
+        ok = scheme.lower() == "bearer" and any(hmac.compare_digest(key.strip().encode(), k.encode())
+                                                for k in settings.api_keys)
+        if not ok:
+            raise HTTPException(401, "missing or wrong API key (send Authorization: Bearer KEY)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
+        if settings.api_keys:
+            check_key(authorization)
+
+    def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
+        if settings.api_keys and not settings.public_reads:
+            check_key(authorization)
+
+    @app.exception_handler(OutOfOrderError)
+    async def out_of_order(request: Request, error: OutOfOrderError):
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.exception_handler(NoEventsError)
+    async def no_events(request: Request, error: NoEventsError):
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, error: ValueError):
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+    def request_time(at: int | None) -> int:
+        return int(time.time()) if at is None else at
+
+    @app.post("/v1/events", response_model=EventsOut, dependencies=[Depends(write_access)])
+    async def post_events(body: EventsIn):
+        """Apply events in order per user; the answer comes once they are durable in the store."""
+        events = [Event(e.user, e.item, e.time, e.id) for e in body.events]
+        result = await service.run(service.engine.apply_events, events)
+        service.metrics.events.inc(result["applied"])
+        service.metrics.duplicates.inc(result["duplicates"])
+        return result
+
+    @app.get("/v1/users/{user}/recommendations", dependencies=[Depends(read_access)])
+    async def recommendations(user: str, k: Annotated[int, Query(ge=1, le=1000)] = 10,
+                              at: Annotated[Time | None, Query()] = None, exclude_seen: bool = False):
+        # The engine answers in plain JSON types: skip FastAPI's generic encoder on the hot path.
+        return JSONResponse(await service.batcher.submit(RecommendRequest(user, request_time(at), k, exclude_seen)))
+
+    @app.post("/v1/recommendations", dependencies=[Depends(read_access)])
+    async def many_recommendations(body: RecommendationsIn):
+        at = request_time(body.at)
+        answers = await asyncio.gather(*[service.batcher.submit(RecommendRequest(u, at, body.k, body.exclude_seen))
+                                         for u in body.users])
+        return JSONResponse({"results": answers})
+
+    @app.get("/v1/users/{user}/interest", dependencies=[Depends(read_access)])
+    async def interest(user: str, at: Annotated[Time | None, Query()] = None):
+        return await service.run(service.engine.interest, user, request_time(at))
+
+    @app.get("/v1/users/{user}/explanation", dependencies=[Depends(read_access)])
+    async def explanation(user: str, item: Annotated[str, Query(min_length=1)],
+                          at: Annotated[Time | None, Query()] = None):
+        return await service.run(service.engine.explain, user, item, request_time(at))
+
+    @app.delete("/v1/users/{user}", dependencies=[Depends(write_access)])
+    async def forget(user: str):
+        """Erase the user's state, seen items and events from the store, durably."""
+        return {"user": user, "forgotten": await service.run(service.engine.forget, user)}
+
+    @app.post("/v1/admin/reload", dependencies=[Depends(write_access)])
+    async def reload(body: Annotated[ReloadIn | None, Body()] = None):
+        body = body or ReloadIn()
+        return await service.reload(body.run, body.model)
+
+    @app.get("/healthz")
+    async def healthz():
+        served = service.engine.served
+        return {"status": "ok", "model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
+                "store": service.engine.store.url.split("@")[-1]}
+
+    @app.get("/metrics", dependencies=[Depends(read_access)])
+    async def metrics():
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(ObserveRequests, metrics=service.metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _reload_logged(service: Service) -> None:
+    try:
+        await service.reload()
+    except Exception as error:  # a signal has no one to answer: say it in the log, keep serving
+        log.error("reload on SIGHUP failed, still serving the previous model: %s", error)

@@ -1,0 +1,159 @@
+"""The ``serve``, ``forget`` and ``finetune`` subcommands: their options and what they run.
+
+``interestevo.cli`` registers them with :func:`add_commands`; nothing here is imported until a
+command runs, so the CLI works without the ``serve`` extra.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("interestevo.serving")
+
+
+def add_commands(commands) -> None:
+    """Add the subcommands to ``commands`` (the CLI's ``add_subparsers`` object)."""
+    serve = commands.add_parser("serve", help="serve a run over HTTP: events in, recommendations out",
+                                description="Serve a trained run: a JSON API with durable per-user state "
+                                            "(pip install \"interestevo[serve]\").")
+    serve.add_argument("run", metavar="RUN", help="run directory (from interestevo train)")
+    serve.add_argument("--model", help="which model of the run (default: its best neural model by NDCG@10)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine "
+                                                           "only)")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: %(default)s)")
+    serve.add_argument("--store", metavar="URL", help="sqlite:///relative.db, sqlite:////absolute/path.db or "
+                                                      "redis://HOST:PORT/DB (default: sqlite in RUN/serving.db)")
+    serve.add_argument("--api-key-file", metavar="F", help="file of API keys, one a line: write routes (and "
+                                                           "reads, unless --public-reads) need 'Authorization: "
+                                                           "Bearer KEY'")
+    serve.add_argument("--public-reads", action="store_true", help="with --api-key-file: reads need no key")
+    serve.add_argument("--max-body-bytes", type=_positive, default=4 * 1024 * 1024,
+                       help="larger requests get 413 (default: %(default)s)")
+    serve.add_argument("--batch-window-ms", type=float, default=2.0,
+                       help="how long concurrent recommendation requests are gathered into one model call "
+                            "(default: %(default)s)")
+    serve.add_argument("--torch-threads", type=_positive, default=1,
+                       help="intra-op threads of the model (default: %(default)s: requests are small batches, and "
+                            "several service processes share the cores better this way)")
+    serve.set_defaults(handler=run_serve)
+
+    forget = commands.add_parser("forget", help="erase a user from a run's serving state (trackers, serving.db)")
+    forget.add_argument("run", metavar="RUN")
+    forget.add_argument("--user", required=True, help="original user id")
+    forget.add_argument("--store", metavar="URL", help="also erase the user from this store (default: "
+                                                       "RUN/serving.db when it exists)")
+    forget.set_defaults(handler=run_forget)
+
+    finetune = commands.add_parser("finetune", help="continue training a run's best checkpoint on new events")
+    finetune.add_argument("run", metavar="RUN")
+    finetune.add_argument("--data", required=True, metavar="NEW_EVENTS",
+                          help="new events (csv/tsv/parquet with the run's user, item and time columns)")
+    finetune.add_argument("--out", required=True, metavar="RUN2", help="new run directory (must not exist)")
+    finetune.add_argument("--model", help="which model of the run (default: its best neural model)")
+    finetune.add_argument("--epochs", type=_positive, default=1, help="(default: %(default)s)")
+    finetune.add_argument("--lr", type=_positive_float, help="(default: the run's)")
+    finetune.set_defaults(handler=run_finetune)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def run_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .app import Service, ServiceSettings, create_app, read_api_keys
+    except ImportError as error:
+        raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
+                         f"pip install \"interestevo[serve]\"") from None
+    import torch
+
+    from .engine import ServingEngine, load_served_model
+    from .store import open_store
+
+    torch.set_num_threads(args.torch_threads)
+
+    if not 0 <= args.batch_window_ms <= 1000:
+        raise ValueError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")
+    keys = read_api_keys(args.api_key_file) if args.api_key_file else ()
+    if args.public_reads and not keys:
+        raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a run directory (no config.json)")
+    store = open_store(args.store, default_path=run / "serving.db")  # a wrong URL fails before the model loads
+    served = load_served_model(run, args.model)
+    settings = ServiceSettings(api_keys=keys, public_reads=args.public_reads, max_body_bytes=args.max_body_bytes,
+                               batch_window_s=args.batch_window_ms / 1000)
+    app = create_app(Service(ServingEngine(served, store), settings))
+    log.info("serving %s of %s (weights %s) on http://%s:%d with store %s", served.name, run, served.fingerprint,
+             args.host, args.port, store.url.split("@")[-1])
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def run_forget(args) -> int:
+    """Erase the user from every tracker of the run and from the serving store."""
+    from ..experiment import RunDirectory
+    from .store import open_store
+    from .tracker import InterestTracker
+
+    run = RunDirectory(args.run)
+    if not run.config.is_file():
+        raise ValueError(f"{run.root} is not a run directory (no config.json)")
+    erased = []
+    for path in sorted((run.root / "trackers").glob("*.pt")):
+        tracker = InterestTracker.load(path)
+        if tracker.forget(args.user):
+            tracker.save(path)  # atomically: the old file until the new one is complete
+            erased.append(str(path))
+    db = run.root / "serving.db"
+    if args.store or db.is_file():
+        store = open_store(args.store, default_path=db)
+        try:
+            if store.delete(args.user):
+                erased.append(store.url.split("@")[-1])
+        finally:
+            store.close()
+    if erased:
+        print(f"forgot user {args.user} in: {', '.join(erased)}")
+    else:
+        print(f"user {args.user} was in none of the run's trackers or stores; nothing to forget")
+    print("the models have no per-user parameters; the input files you trained on are yours to edit")
+    return 0
+
+
+def run_finetune(args) -> int:
+    from ..experiment.finetune import finetune_run
+
+    result = finetune_run(args.run, args.data, args.out, model=args.model, epochs=args.epochs, lr=args.lr)
+    print(result.summary())
+    return 0
