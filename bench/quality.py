@@ -50,14 +50,17 @@ def parse_args(argv=None):
     p.add_argument("--name", default=None, help="dataset name in the result files (default: ml100k)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--splits", default="loo,temporal")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--quick", action="store_true", help="one seed (0)")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of the leave-one-out runs")
+    p.add_argument("--temporal-seeds", default="0",
+                   help="seeds of the temporal-split runs (default one: ~10x the test targets, and the time "
+                        "budget of a 2-core machine)")
+    p.add_argument("--quick", action="store_true", help="one seed (0) everywhere")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (each gets cores / jobs threads)")
     p.add_argument("--out", default=None, help="result path prefix (default: bench/results/quality_<name>)")
     p.add_argument("--readme", action="store_true", help="also write the README's quality table")
     args = p.parse_args(argv)
     if args.quick:
-        args.seeds = "0"
+        args.seeds = args.temporal_seeds = "0"
     args.name = args.name or ("ml100k" if args.data is None else Path(args.data).stem.replace(".", "_"))
     args.out = Path(args.out or ROOT / "bench" / "results" / f"quality_{args.name}")
     return args
@@ -109,6 +112,10 @@ def run_one(job: dict) -> dict:
             "history": test.history.tolist()}
 
 
+def seeds_of(args, split: str) -> list[int]:
+    return [int(s) for s in (args.temporal_seeds if split == "temporal" else args.seeds).split(",")]
+
+
 def job_key(data, model: str, seed: int) -> str:
     """Changes with the defaults, the data and REVISION, so a stored run is reused only when valid."""
     from interestevo.experiment.config import ExperimentConfig
@@ -131,7 +138,7 @@ def run_all(args) -> list[dict]:
     jobs, results = [], []
     for split in args.splits.split(","):
         data = data_config(args, split)
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in seeds_of(args, split):
             for model in args.models.split(","):
                 key = job_key(data, model, seed)
                 path = store / f"{split}_{model}_{seed}.json"
@@ -181,7 +188,8 @@ def summarise(results: list[dict], args) -> dict:
     from interestevo.metrics import GAP_BUCKETS, HISTORY_BUCKETS, metrics_by_gap, metrics_by_history
 
     rng = np.random.default_rng(0)
-    summary = {"dataset": args.name, "seeds": [int(s) for s in args.seeds.split(",")], "splits": {}}
+    summary = {"dataset": args.name, "seeds": {s: seeds_of(args, s) for s in args.splits.split(",")},
+               "splits": {}}
     for split in args.splits.split(","):
         runs = [r for r in results if r["split"] == split]
         models = [m for m in args.models.split(",") if any(r["model"] == m for r in runs)]
@@ -252,7 +260,7 @@ def markdown(summary: dict, elapsed: float | None = None) -> str:
     m = summary["machine"]
     lines = [f"# Recommendation quality: {summary['dataset']}", "",
              f"`python bench/quality.py` with the defaults of `interestevo train`, seeds "
-             f"{', '.join(map(str, summary['seeds']))}; mean ± std over seeds, test split, full ranking over "
+             f"{_seeds_text(summary)}; mean ± std over seeds, test split, full ranking over "
              f"all items, seen items not masked. {m['cpu']} ({m['logical_cpus']} logical CPUs), torch {m['torch']}, "
              f"git {m['git']}, {m['date']}" + (f", {elapsed / 60:.0f} min" if elapsed else "") + ".", ""]
     for split, part in summary["splits"].items():
@@ -287,10 +295,14 @@ def markdown(summary: dict, elapsed: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def _seeds_text(summary: dict) -> str:
+    return "; ".join(f"{split} {', '.join(map(str, seeds))}" for split, seeds in summary["seeds"].items())
+
+
 def readme_table(summary: dict) -> str:
     m = summary["machine"]
     lines = [README_START, "", f"MovieLens-100K, `python bench/quality.py --readme` ({m['cpu']}, {m['date']}): test "
-             f"NDCG@10 / HR@10 / NDCG@20, mean ± std over seeds {', '.join(map(str, summary['seeds']))}, full ranking; "
+             f"NDCG@10 / HR@10 / NDCG@20, mean ± std over seeds ({_seeds_text(summary)}), full ranking; "
              f"full tables in [`bench/results/quality_{summary['dataset']}.md`](bench/results/quality_{summary['dataset']}.md).", ""]
     splits = list(summary["splits"])
     lines += ["| model | " + " | ".join(f"{s} NDCG@10 | {s} HR@10 | {s} NDCG@20" for s in splits) + " |",

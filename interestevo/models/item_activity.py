@@ -15,7 +15,7 @@ from torch import nn
 DAY = 86_400
 #: windows (seconds) before the request whose event counts are features; None: all earlier events
 WINDOWS = (DAY, 7 * DAY, 30 * DAY, None)
-MAX_TABLE_CELLS = 1 << 25  # bounds the cumulative count table (bins x items) to 128 MiB of int32
+MAX_TABLE_CELLS = 1 << 24  # bounds the tables: bins x items x windows, 256 MiB of float32 at most
 MIN_BIN_SECONDS = 3600
 
 
@@ -38,7 +38,7 @@ class ItemActivity(nn.Module):
         self.weights = nn.Linear(embedding_size, len(WINDOWS))
         nn.init.zeros_(self.weights.weight)
         nn.init.zeros_(self.weights.bias)
-        self._table: tuple[torch.Tensor, int, int] | None = None
+        self._table: tuple[torch.Tensor, int, int] | None = None  # see _window_tables
         self._register_load_state_dict_pre_hook(self._take_saved_events)
 
     @torch.no_grad()
@@ -61,41 +61,45 @@ class ItemActivity(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
         self._table = None
 
-    def _cumulative_table(self) -> tuple[torch.Tensor, int, int]:
-        """(bins + 1, num_items + 1) counts of events before each bin start, origin, bin width."""
+    def _window_tables(self) -> tuple[torch.Tensor, int, int]:
+        """((len(WINDOWS), bins + 1, num_items + 1) log counts of each window ending at each bin
+        start, origin, bin width): computed once per set of events, so a score is a row lookup."""
         device = self.event_times.device
         if self._table is not None and self._table[0].device == device:
             return self._table
         items, times = self.event_items, self.event_times
-        if times.numel() == 0:
-            self._table = (torch.zeros(2, self.num_items + 1, dtype=torch.int32, device=device), 0, MIN_BIN_SECONDS)
-            return self._table
-        origin, span = int(times.min()), int(times.max() - times.min()) + 1
+        origin = int(times.min()) if times.numel() else 0
+        span = int(times.max() - times.min()) + 1 if times.numel() else 1
         width = max(MIN_BIN_SECONDS, math.ceil(span * (self.num_items + 1) / MAX_TABLE_CELLS))
         bins = span // width + 1
         counts = torch.zeros(bins + 1, self.num_items + 1, dtype=torch.int32, device=device)
         counts.index_put_(((times - origin) // width + 1, items), torch.ones_like(items, dtype=torch.int32),
                           accumulate=True)
-        self._table = (counts.cumsum(0, dtype=torch.int32), origin, width)
+        before = counts.cumsum(0, dtype=torch.int32)  # row b: events before bin b starts
+        tables = []
+        for window in WINDOWS:  # windows in whole bins (exact while a bin is an hour)
+            if window is None:
+                tables.append(before)
+            else:
+                lag = max(1, round(window / width))
+                shifted = torch.zeros_like(before)  # row b: events before bin b - lag starts
+                if lag < len(before):
+                    shifted[lag:] = before[:-lag]
+                tables.append(before - shifted)
+        self._table = (torch.log1p(torch.stack(tables).float()), origin, width)
         return self._table
 
     def features(self, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, len(WINDOWS), K) log counts at times ``at`` (M,) of ``items`` (K,) or (M, K), or
         (M, len(WINDOWS), num_items + 1) of the whole catalogue."""
-        table, origin, width = self._cumulative_table()
-        at = at.to(table.device, torch.int64).reshape(-1)
-        last = table.shape[0] - 1
-
-        def before(t):  # cumulative counts of events in the bins before t's bin
-            return table[((t - origin) // width).clamp(0, last)]
-
-        now = before(at)
-        columns = [now - before(at - w) if w is not None else now for w in WINDOWS]
-        counts = torch.stack(columns, dim=1)
+        tables, origin, width = self._window_tables()
+        at = at.to(tables.device, torch.int64).reshape(-1)
+        rows = ((at - origin) // width).clamp(0, tables.shape[1] - 1)  # the bin holding at: events before it
+        counts = tables[:, rows].transpose(0, 1)
         if items is not None:
             index = items.expand(len(at), -1) if items.dim() == 1 else items
             counts = counts.gather(2, index.unsqueeze(1).expand(-1, len(WINDOWS), -1))
-        return torch.log1p(counts.float())
+        return counts
 
     def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) score terms for ``queries`` (M, D) at times ``at`` (M,)."""

@@ -221,9 +221,9 @@ class InterestTracker:
         k = check_k(k)
         if len(check_user_ids(users)) == 0:
             return Recommendations(np.empty((0, k), dtype=object), torch.empty(0, k))
-        slots, queries, at = self._project(users, at)
+        slots, logits = self._scores(users, at)
         seen = [self.seen[s] for s in slots] if exclude_seen else None
-        scores, index = top_items(self.model.score(queries, at, self._last_seen(slots)), k, seen)
+        scores, index = top_items(logits, k, seen)
         return Recommendations(self.item_ids[index.cpu().numpy()], scores.cpu())
 
     @torch.no_grad()
@@ -234,12 +234,17 @@ class InterestTracker:
             raise ValueError("the model has no item categories, so it cannot forecast interest over them")
         if len(check_user_ids(users)) == 0:
             return torch.empty(0, categories.shape[1])
-        slots, queries, at = self._project(users, at)
-        return interest_forecast(self.model.score(queries, at, self._last_seen(slots)), categories).cpu()
+        return interest_forecast(self._scores(users, at)[1], categories).cpu()
 
-    def _last_seen(self, slots: np.ndarray) -> torch.Tensor | None:
-        """(B, num_items + 1) when each user last had each item (-1: never), for models that use it."""
-        return last_seen_rows(self.model, [self.seen[s] for s in slots.tolist()], self.device)
+    @torch.no_grad()
+    def scores(self, users, at=None) -> torch.Tensor:
+        """(B, num_items + 1) every item's score for each user at request times ``at`` (default: now)."""
+        return self._scores(users, at)[1]
+
+    def _scores(self, users, at) -> tuple[np.ndarray, torch.Tensor]:
+        slots, queries, at = self._project(users, at)
+        last_seen = last_seen_rows(self.model, [self.seen[s] for s in slots.tolist()], self.device)
+        return slots, self.model.score(queries, at, last_seen)
 
     def forget(self, user) -> bool:
         """Erase a user's state, last time and seen items; True if the user was known."""

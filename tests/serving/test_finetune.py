@@ -12,6 +12,7 @@ from interestevo.checkpoint import load_checkpoint
 from interestevo.data import SyntheticConfig, generate_synthetic
 from interestevo.experiment import DataConfig, ExperimentConfig, load_model, run_experiment
 from interestevo.models import ModelConfig
+from interestevo.models.repeat import LastSeen
 from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
 from interestevo.serving.store import SQLiteStore
 from interestevo.train import TrainConfig
@@ -47,9 +48,10 @@ def future_ndcg(run, frame_before: pd.DataFrame, future: pd.DataFrame) -> float:
         for _, events in log.groupby("user_id"):
             items = torch.tensor([[index.get(str(i), 0) for i in events.item_id]])
             gaps = np.diff(events.timestamp.to_numpy(), prepend=events.timestamp.iloc[0]) / 3600.0
-            queries, _ = model(items, torch.from_numpy(gaps[None].astype(np.float32)), torch.tensor([items.shape[1]]),
-                               model.initial_state(1))
-            logits = model.score(queries[0])
+            lengths, times = torch.tensor([items.shape[1]]), torch.tensor(events.timestamp.to_numpy()[None])
+            queries, _ = model(items, torch.from_numpy(gaps[None].astype(np.float32)), lengths, model.initial_state(1))
+            last_seen = LastSeen(1, model.num_items).read(items, times, lengths)  # the repeat term reads it
+            logits = model.score(queries[0], times[0], last_seen[0])
             for j in np.flatnonzero(events.future.to_numpy()):
                 target = int(items[0, j])
                 if j == 0 or target == 0:

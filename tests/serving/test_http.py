@@ -183,8 +183,7 @@ def test_explanation_contributions_are_the_score_without_each_event(shared, smal
         tracker = tracker_of(small_run)
         tracker.update(["x"] * len(events), [i for i, _ in events], [t for _, t in events])
         column = list(tracker.item_ids).index(target)
-        slots, queries = tracker._project(["x"], [when])
-        return tracker.model.score(queries)[0, column].item()
+        return tracker.scores(["x"], [when])[0, column].item()
 
     full = score(history, at)
     assert answer["score"] == pytest.approx(full, abs=1e-5)
