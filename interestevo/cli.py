@@ -52,66 +52,30 @@ def _one_line(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
-    return value
+def bounded(parse, accept, expected: str):
+    """An argparse type: ``parse`` the text and refuse values ``accept`` rejects, saying what was expected."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+_fraction = bounded(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_share = bounded(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
+_positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
+_positive_number = bounded(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def _seed(text: str) -> int:
-    from .experiment.config import SEED_LIMIT
+    from .experiment.config import SEED_LIMIT  # not at import: it loads torch
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_LIMIT}], got {text!r}") from None
-    if not 0 <= value <= SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_LIMIT}], got {text}")
-    return value
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return bounded(int, lambda v: 0 <= v <= SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}]")(text)
 
 
 class _OneLineErrors(argparse.ArgumentParser):

@@ -5,9 +5,10 @@ command runs, so the CLI works without the ``serve`` extra.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
+
+from ..cli import bounded
 
 log = logging.getLogger("interestevo.serving")
 
@@ -56,34 +57,9 @@ def add_commands(commands) -> None:
     finetune.set_defaults(handler=run_finetune)
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+_port = bounded(int, lambda v: 0 <= v <= 65535, "a TCP port (0-65535)")
+_positive = bounded(int, lambda v: v >= 1, "a positive integer")
+_positive_float = bounded(float, lambda v: 0 < v < float("inf"), "a positive finite number")
 
 
 def run_serve(args) -> int:
