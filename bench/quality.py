@@ -259,7 +259,7 @@ def _lscpu() -> str:
 def markdown(summary: dict, elapsed: float | None = None) -> str:
     m = summary["machine"]
     lines = [f"# Recommendation quality: {summary['dataset']}", "",
-             f"`python bench/quality.py` with the defaults of `interestevo train`, seeds "
+             f"`{summary['command']}` with the defaults of `interestevo train`, seeds "
              f"{_seeds_text(summary)}; mean ± std over seeds, test split, full ranking over "
              f"all items, seen items not masked. {m['cpu']} ({m['logical_cpus']} logical CPUs), torch {m['torch']}, "
              f"git {m['git']}, {m['date']}" + (f", {elapsed / 60:.0f} min" if elapsed else "") + ".", ""]
@@ -301,7 +301,7 @@ def _seeds_text(summary: dict) -> str:
 
 def readme_table(summary: dict) -> str:
     m = summary["machine"]
-    lines = [README_START, "", f"MovieLens-100K, `python bench/quality.py --readme` ({m['cpu']}, {m['date']}): test "
+    lines = [README_START, "", f"MovieLens-100K, `{summary['command']}` ({m['cpu']}, {m['date']}): test "
              f"NDCG@10 / HR@10 / NDCG@20, mean ± std over seeds ({_seeds_text(summary)}), full ranking; "
              f"full tables in [`bench/results/quality_{summary['dataset']}.md`](bench/results/quality_{summary['dataset']}.md).", ""]
     splits = list(summary["splits"])
@@ -368,6 +368,7 @@ def main(argv=None) -> None:
     began = time.perf_counter()
     results = run_all(args)
     summary = summarise(results, args)
+    summary["command"] = " ".join(["python bench/quality.py", *(sys.argv[1:] if argv is None else argv)])
     elapsed = time.perf_counter() - began
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(args.out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
