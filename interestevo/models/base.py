@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .item_encoder import ItemEncoder
+from .repeat import SeenItems
 
 State = tuple[torch.Tensor, ...]
 
@@ -82,8 +83,9 @@ class SequenceRecommender(nn.Module):
               last_seen: torch.Tensor | None = None) -> torch.Tensor:
         """(..., num_items + 1) logits over the catalogue for ``queries`` (..., D), at request times
         ``at`` (...) unix seconds, for users who last had each item at ``last_seen`` (...,
-        num_items + 1), -1 for never (both needed by models whose scores use them: see
-        :attr:`needs_request_time`, :attr:`needs_history`). The padding item 0 scores -inf (and,
+        num_items + 1), -1 for never, or the same as a
+        :class:`~interestevo.models.repeat.SeenItems` of shape (...) (both needed by models whose
+        scores use them: see :attr:`needs_request_time`, :attr:`needs_history`). The padding item 0 scores -inf (and,
         in training, cold items: see :class:`ItemEncoder`)."""
         vectors, bias = self.items.lookup()
         logits = queries @ vectors.t() + bias
@@ -116,7 +118,8 @@ class SequenceRecommender(nn.Module):
         # Context terms work on flat rows: (M, D) queries, (M,) times, (M, num_items + 1) history.
         rows = queries.reshape(-1, queries.shape[-1])
         flat_items = items if items is None or items.dim() == 1 else items.reshape(len(rows), -1)
-        flat_seen = None if last_seen is None else last_seen.reshape(len(rows), -1)
+        flat_seen = None if last_seen is None else (
+            last_seen.reshape(len(rows)) if isinstance(last_seen, SeenItems) else last_seen.reshape(len(rows), -1))
         terms = self.context_scores(rows, at.reshape(-1), flat_seen, flat_items)
         return logits if terms is None else logits + terms.reshape(logits.shape).to(logits.dtype)
 

@@ -62,8 +62,9 @@ class ItemActivity(nn.Module):
         self._table = None
 
     def _window_tables(self) -> tuple[torch.Tensor, int, int]:
-        """((len(WINDOWS), bins + 1, num_items + 1) log counts of each window ending at each bin
-        start, origin, bin width): computed once per set of events, so a score is a row lookup."""
+        """((bins + 1, len(WINDOWS), num_items + 1) log counts of each window ending at each bin
+        start, origin, bin width): computed once per set of events, so a score is a row lookup
+        (rows contiguous: one copy per query)."""
         device = self.event_times.device
         if self._table is not None and self._table[0].device == device:
             return self._table
@@ -86,22 +87,52 @@ class ItemActivity(nn.Module):
                 if lag < len(before):
                     shifted[lag:] = before[:-lag]
                 tables.append(before - shifted)
-        self._table = (torch.log1p(torch.stack(tables).float()), origin, width)
+        self._table = (torch.log1p(torch.stack(tables, dim=1).float()), origin, width)
         return self._table
+
+    def _bins(self, at: torch.Tensor, tables: torch.Tensor, origin: int, width: int) -> torch.Tensor:
+        at = at.to(tables.device, torch.int64).reshape(-1)
+        return ((at - origin) // width).clamp(0, len(tables) - 1)  # the bin holding at: events before it
 
     def features(self, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, len(WINDOWS), K) log counts at times ``at`` (M,) of ``items`` (K,) or (M, K), or
         (M, len(WINDOWS), num_items + 1) of the whole catalogue."""
         tables, origin, width = self._window_tables()
-        at = at.to(tables.device, torch.int64).reshape(-1)
-        rows = ((at - origin) // width).clamp(0, tables.shape[1] - 1)  # the bin holding at: events before it
-        counts = tables[:, rows].transpose(0, 1)
+        counts = tables.index_select(0, self._bins(at, tables, origin, width))
         if items is not None:
-            index = items.expand(len(at), -1) if items.dim() == 1 else items
+            index = items.expand(len(counts), -1) if items.dim() == 1 else items
             counts = counts.gather(2, index.unsqueeze(1).expand(-1, len(WINDOWS), -1))
         return counts
 
     def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) score terms for ``queries`` (M, D) at times ``at`` (M,)."""
         weights = self.weights(queries)
-        return torch.einsum("mf,mfk->mk", weights, self.features(at, items).to(weights.dtype))
+        if items is not None:
+            return torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
+        tables, origin, width = self._window_tables()
+        return _WeightedRows.apply(weights, tables.to(weights.dtype), self._bins(at, tables, origin, width))
+
+
+class _WeightedRows(torch.autograd.Function):
+    """``out[m] = weights[m] @ tables[rows[m]]`` ((M, F) @ (F, K) per row) in chunks of rows, so
+    that the (M, F, K) features are never held whole: the backward gathers them again."""
+
+    CHUNK = 256
+
+    @staticmethod
+    def forward(ctx, weights, tables, rows):
+        ctx.save_for_backward(weights, tables, rows)
+        out = weights.new_empty(len(rows), tables.shape[2])
+        for lo in range(0, len(rows), _WeightedRows.CHUNK):
+            chunk = slice(lo, lo + _WeightedRows.CHUNK)
+            torch.bmm(weights[chunk].unsqueeze(1), tables.index_select(0, rows[chunk]), out=out[chunk].unsqueeze(1))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weights, tables, rows = ctx.saved_tensors
+        grad = torch.empty_like(weights)
+        for lo in range(0, len(rows), _WeightedRows.CHUNK):
+            chunk = slice(lo, lo + _WeightedRows.CHUNK)
+            torch.bmm(tables.index_select(0, rows[chunk]), grad_out[chunk].unsqueeze(2), out=grad[chunk].unsqueeze(2))
+        return grad, None, None

@@ -8,6 +8,8 @@ intervals). Its weights start at zero, and the data decide its sign and its deca
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -25,21 +27,74 @@ class RepeatScores(nn.Module):
         self.uses_time = use_time
         self.bias = nn.Parameter(torch.zeros(ELAPSED_BUCKETS))
 
-    def forward(self, at: torch.Tensor, last_seen: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """(M, K) terms at times ``at`` (M,) from ``last_seen`` (M, num_items + 1) int64 unix
-        seconds (-1: never), for ``items`` (K,) or (M, K), or the whole catalogue."""
-        if items is not None:
-            index = items.expand(len(last_seen), -1) if items.dim() == 1 else items
-            last_seen = last_seen.gather(1, index)
-        rows, cols = torch.nonzero(last_seen >= 0, as_tuple=True)  # a user has had few of the items
+    def forward(self, at: torch.Tensor, last_seen, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, K) terms at times ``at`` (M,) from ``last_seen``, a :class:`SeenItems` of M rows or
+        an (M, num_items + 1) int64 tensor of unix seconds (-1: never), for ``items`` (K,) or
+        (M, K), or the whole catalogue."""
+        seen = last_seen if isinstance(last_seen, SeenItems) else SeenItems.from_dense(last_seen)
+        if items is not None:  # candidates: their times, from the rows' dense table, in their columns
+            dense = seen.dense().reshape(-1, seen.num_items + 1)
+            times = dense.gather(1, items.expand(len(dense), -1) if items.dim() == 1 else items)
+            rows, cols = torch.nonzero(times >= 0, as_tuple=True)
+            return self._terms(at, rows, cols, times[rows, cols], times.shape)
+        return self._terms(at, seen.rows, seen.items, seen.times, (seen.shape.numel(), seen.num_items + 1))
+
+    def _terms(self, at, rows, cols, times, shape) -> torch.Tensor:
         if self.uses_time:
             # floor(log2(1 + elapsed)) as the float's exponent: exact for the integers seconds are.
-            elapsed = (at.reshape(-1)[rows] - last_seen[rows, cols]).clamp(min=0).double()
+            elapsed = (at.reshape(-1)[rows] - times).clamp(min=0).double()
             bucket = (torch.frexp(elapsed + 1.0).exponent - 1).clamp(max=ELAPSED_BUCKETS - 1)
         else:
             bucket = torch.zeros_like(rows)
-        terms = self.bias.new_zeros(last_seen.shape)
-        return terms.index_put((rows, cols), self.bias[bucket])
+        return self.bias.new_zeros(shape).index_put((rows, cols), self.bias[bucket])
+
+
+class SeenItems:
+    """When each query row's user last had each of the items they had, stored sparsely: one
+    ``(row, item, time)`` triple per item a row has had (a user has had few of the catalogue's
+    items, so this is far smaller than a dense ``(rows, num_items + 1)`` table of times).
+
+    ``shape`` is the shape of the query rows (e.g. ``(B, T)`` for a window); ``rows`` index them
+    flattened. Indexing (a mask, a slice, an index over ``shape``) selects query rows like a tensor.
+    """
+
+    def __init__(self, rows: torch.Tensor, items: torch.Tensor, times: torch.Tensor, shape, num_items: int):
+        self.rows, self.items, self.times = rows, items, times
+        self.shape, self.num_items = torch.Size(shape), num_items
+
+    @classmethod
+    def from_dense(cls, last_seen: torch.Tensor) -> "SeenItems":
+        """From (..., num_items + 1) int64 unix seconds, -1 for never."""
+        flat = last_seen.reshape(-1, last_seen.shape[-1])
+        rows, items = torch.nonzero(flat >= 0, as_tuple=True)
+        return cls(rows, items, flat[rows, items], last_seen.shape[:-1], last_seen.shape[-1] - 1)
+
+    def dense(self) -> torch.Tensor:
+        """(*shape, num_items + 1) int64 unix seconds, -1 for never."""
+        out = torch.full((self.shape.numel(), self.num_items + 1), -1, dtype=torch.int64, device=self.rows.device)
+        out[self.rows, self.items] = self.times
+        return out.reshape(*self.shape, self.num_items + 1)
+
+    def reshape(self, *shape) -> "SeenItems":
+        shape = torch.Size(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+        if -1 in shape:
+            known = math.prod(s for s in shape if s != -1)
+            shape = torch.Size(self.shape.numel() // max(known, 1) if s == -1 else s for s in shape)
+        if shape.numel() != self.shape.numel():
+            raise ValueError(f"cannot reshape rows of shape {tuple(self.shape)} to {tuple(shape)}")
+        return SeenItems(self.rows, self.items, self.times, shape, self.num_items)
+
+    def __getitem__(self, index) -> "SeenItems":
+        device = self.rows.device
+        picked = torch.arange(self.shape.numel(), device=device).reshape(self.shape)[index]
+        new_row = torch.full((self.shape.numel(),), -1, dtype=torch.int64, device=device)
+        new_row[picked.reshape(-1)] = torch.arange(picked.numel(), device=device)
+        rows = new_row[self.rows]
+        kept = rows >= 0
+        return SeenItems(rows[kept], self.items[kept], self.times[kept], picked.shape, self.num_items)
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
 
 class LastSeen:
@@ -47,28 +102,60 @@ class LastSeen:
     so far; carried across the windows of a batch like a recurrent state.
 
     >>> history = LastSeen(rows=2, num_items=5)                     # doctest: +SKIP
-    >>> before = history.read(window_items, window_times, lengths)  # (B, T, 6): before each event
+    >>> before = history.read(window_items, window_times, lengths)  # SeenItems of shape (B, T)
     """
 
     def __init__(self, rows: int, num_items: int, device=None):
+        self.num_items = num_items
         self.last = torch.full((rows, num_items + 1), -1, dtype=torch.int64, device=device)
 
-    def read(self, items: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T, num_items + 1) last times before each of the window's events (B = the rows still
-        active, a prefix of the batch), then record the window's events."""
+    def read(self, items: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor) -> SeenItems:
+        """What each of the window's events (B, T) had before it (B = the rows still active, a
+        prefix of the batch), then record the window's events."""
         batch, steps = items.shape
         device = items.device
-        before = self.last[:batch].unsqueeze(1).repeat(1, steps, 1)
-        # Each earlier event (row b, position i) of the window sets its item's time at every later
-        # position j of its row: B * T^2 / 2 small writes instead of a pass over (B, T, items) per step.
-        row, later, earlier = _earlier_pairs(batch, steps, lengths, device)
-        flat = (row * steps + later) * before.shape[2] + items[row, earlier]
-        before.view(-1).scatter_reduce_(0, flat, times[row, earlier], "amax")
-        last = torch.arange(batch, device=device), lengths - 1
-        after = before[last]
-        after[last[0], items[last]] = times[last]
-        self.last[:batch] = after
-        return before
+        position = torch.arange(steps, device=device).expand(batch, steps)
+        real = position < lengths.unsqueeze(1)
+        # An item had before position j is either carried from earlier windows and not yet seen
+        # again in this window, or the latest of its occurrences at positions i < j.
+        first = torch.full((batch, self.num_items + 1), steps, dtype=torch.int64, device=device)
+        first.scatter_reduce_(1, items, torch.where(real, position, steps), "amin")
+        carried = self._carried(batch, first, lengths, steps)
+        recent = _latest_earlier(items, times, lengths, real, steps)
+        rows, seen_items, seen_times = (torch.cat(parts) for parts in zip(carried, recent))
+        self.last[:batch].scatter_reduce_(1, items, torch.where(real, times, -1), "amax")
+        return SeenItems(rows, seen_items, seen_times, (batch, steps), self.num_items)
+
+    def _carried(self, batch: int, first: torch.Tensor, lengths: torch.Tensor, steps: int):
+        """(flat row, item, time) of the carried items at each position until they recur."""
+        row, item = torch.nonzero(self.last[:batch] >= 0, as_tuple=True)
+        # positions up to its first recurrence in the window, that one included, see its carried time
+        until = torch.minimum(first[row, item] + 1, lengths[row])
+        offsets = torch.cumsum(until, 0) - until
+        row, item, times = (t.repeat_interleave(until) for t in (row, item, self.last[row, item]))
+        j = torch.arange(len(row), device=row.device) - offsets.repeat_interleave(until)
+        return row * steps + j, item, times
+
+
+def _latest_earlier(items, times, lengths, real, steps: int):
+    """(flat row, item, time) for each pair of positions i < j of a row where i is the latest
+    occurrence of its item before j."""
+    batch = items.shape[0]
+    device = items.device
+    # next[b, i]: the next position of the same item in row b (steps if none)
+    key = (torch.arange(batch, device=device).unsqueeze(1) * (items.max() + 1 if items.numel() else 1) + items)
+    key = torch.where(real, key, -1) * steps + torch.arange(steps, device=device)
+    order = key.reshape(-1).argsort()
+    sorted_key = key.reshape(-1)[order] // steps
+    following = torch.full_like(order, steps)
+    same = sorted_key[1:] == sorted_key[:-1]
+    following[:-1] = torch.where(same, order[1:] % steps, steps)
+    next_position = torch.empty_like(following)
+    next_position[order] = following
+    row, j, i = _earlier_pairs(batch, steps, lengths, device)
+    latest = next_position.reshape(batch, steps)[row, i] >= j
+    row, j, i = row[latest], j[latest], i[latest]
+    return row * steps + j, items[row, i], times[row, i]
 
 
 def _earlier_pairs(batch: int, steps: int, lengths: torch.Tensor, device):

@@ -211,22 +211,44 @@ def test_a_model_with_item_activity_needs_the_request_time():
     assert plain.score(torch.randn(1, 8)).shape == (1, 5)
 
 
-def test_last_seen_carried_across_windows_equals_brute_force():
+@pytest.mark.parametrize("num_items", [NUM_ITEMS, 3])  # 3: items recur within and across windows
+def test_last_seen_carried_across_windows_equals_brute_force(num_items):
     from interestevo.models.repeat import LastSeen
 
     items, _, lengths = sequences(batch=3, steps=9)
+    items = (items - 1) % num_items + 1
     times = torch.arange(27).reshape(3, 9) * 100 + 5
-    history, parts = LastSeen(3, NUM_ITEMS), []
+    history, parts = LastSeen(3, num_items), []
     for start in range(0, 9, 4):
         active = int((lengths > start).sum())
         parts.append(history.read(items[:active, start:start + 4], times[:active, start:start + 4],
-                                  (lengths[:active] - start).clamp(max=4)))
+                                  (lengths[:active] - start).clamp(max=4)).dense())
     for row in range(3):
         for j in range(int(lengths[row])):
-            expected = torch.full((NUM_ITEMS + 1,), -1)
+            expected = torch.full((num_items + 1,), -1)
             for i in range(j):
                 expected[items[row, i]] = times[row, i]
             torch.testing.assert_close(parts[j // 4][row, j % 4], expected)
+
+
+def test_seen_items_select_rows_like_the_dense_table():
+    from interestevo.models.repeat import SeenItems
+
+    dense = torch.randint(-1, 50, (4, 5, NUM_ITEMS + 1)).clamp(min=-1)
+    dense[dense < 20] = -1
+    seen = SeenItems.from_dense(dense)
+    mask = torch.rand(4, 5) < 0.5
+    for index in [mask, 2, slice(1, 3), (1, 4)]:
+        torch.testing.assert_close(seen[index].dense(), dense[index])
+    torch.testing.assert_close(seen[mask][1:3].dense(), dense[mask][1:3])
+    model = make("timelstm")
+    with torch.no_grad():
+        model.repeat.bias.copy_(torch.randn(40))
+    queries, at = torch.randn(4, 5, 8), torch.full((4, 5), 60)
+    torch.testing.assert_close(model.score(queries, at, seen), model.score(queries, at, dense))
+    candidates = torch.randint(1, NUM_ITEMS + 1, (20, 3))
+    torch.testing.assert_close(model.score_items(queries[mask], candidates[:int(mask.sum())], at[mask], seen[mask]),
+                               model.score_items(queries[mask], candidates[:int(mask.sum())], at[mask], dense[mask]))
 
 
 def test_repeat_term_depends_on_the_time_since_the_user_had_the_item():
