@@ -367,17 +367,10 @@ def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
 
 
 def _item_labels(run_dir: str) -> dict[str, tuple[str | None, list]]:
-    """Title and categories per item id (as text) from the run's item file; empty without one."""
-    from .data import read_item_labels
     from .experiment import ExperimentConfig, RunDirectory
+    from .experiment.dataset import item_labels
 
-    data = ExperimentConfig.load(RunDirectory(run_dir).config).data
-    if data.items is None:
-        return {}
-    renamed = data.item_col if data.item_col != "item_id" else None
-    labels = read_item_labels(data.items, item_col=renamed, category_col=data.category_col)
-    return {str(i): (t if isinstance(t, str) else None, list(c) if isinstance(c, (list, tuple)) else [])
-            for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
+    return item_labels(ExperimentConfig.load(RunDirectory(run_dir).config).data)
 
 
 def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:

@@ -470,3 +470,19 @@ def test_a_run_refused_before_writing_anything_leaves_no_directory(tmp_path, cap
     assert code == 2
     one_line(err, "neither numbers nor datetimes")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_service_answers_with_the_item_files_titles_and_categories(small_run, tmp_path):
+    pytest.importorskip("fastapi")
+    from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
+    from interestevo.serving.store import open_store
+
+    engine = ServingEngine(load_served_model(small_run, "gru"), open_store(f"sqlite:///{tmp_path / 'users.db'}"))
+    engine.apply_events([Event("new", "3", 1_700_000_000), Event("new", "4", 1_700_000_100)])
+    warm, cold = engine.recommend([RecommendRequest("new", 1_700_000_200, 4), RecommendRequest("nobody", 1_700_000_200, 4)])
+    assert not warm["cold_start"] and cold["cold_start"]
+    for answer in (warm, cold):
+        assert len(answer["items"]) == 4
+        for entry in answer["items"]:
+            assert entry["title"] == f"Film number {entry['item']}"
+            assert sorted(entry["categories"]) == (["Comedy", "Drama"] if int(entry["item"]) % 2 else ["Action"])

@@ -7,8 +7,8 @@ from functools import cached_property
 import numpy as np
 
 from ..data import (TEST, TRAIN, VALID, DataFormatError, Interactions, Split, generate_synthetic,
-                    leave_one_out_split, prepare_interactions, read_interactions, read_items,
-                    temporal_split)
+                    leave_one_out_split, prepare_interactions, read_interactions, read_item_labels,
+                    read_items, temporal_split)
 from ..train import training_item_counts
 from .config import DataConfig
 
@@ -35,6 +35,16 @@ class Dataset:
     @property
     def test_targets(self) -> np.ndarray:
         return self.split.targets(TEST)
+
+
+def item_labels(config: DataConfig) -> dict[str, tuple[str | None, list]]:
+    """Title and categories per item id (as text) from the configured item file; empty without one."""
+    if config.items is None:
+        return {}
+    renamed = config.item_col if config.item_col != "item_id" else None
+    labels = read_item_labels(config.items, item_col=renamed, category_col=config.category_col)
+    return {str(i): (t if isinstance(t, str) else None, list(c) if isinstance(c, (list, tuple)) else [])
+            for i, t, c in zip(labels["item_id"], labels["title"], labels["categories"])}
 
 
 def load_dataset(config: DataConfig, with_text: bool = False) -> Dataset:

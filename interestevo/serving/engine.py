@@ -51,6 +51,7 @@ class ServedModel:
     fingerprint: str  # of the weights: a state computed by other weights is recomputed
     popularity: PopularityTimeline
     category_names: list[str] | None = None
+    titles: list[str | None] | None = None  # per item index, where the run's item file has titles
     item_index: dict[str, int] = field(init=False)
 
     def __post_init__(self):
@@ -109,6 +110,9 @@ class ServedModel:
     def item_categories(self, index: int) -> list[str] | None:
         return None if self._categories_of is None else self._categories_of[index]
 
+    def item_title(self, index: int) -> str | None:
+        return None if self.titles is None else self.titles[index]
+
 
 def best_model_name(run: Path) -> str:
     """The neural model with the best test NDCG@10 in the run's metrics.json (else timelstm)."""
@@ -149,7 +153,16 @@ def load_served_model(run: str | Path, name: str | None = None) -> ServedModel:
     keep = log_items > 0
     popularity = PopularityTimeline(log_items[keep], np.asarray(inter.timestamp)[keep], saved["num_items"])
     return ServedModel(name, run, model, item_ids, saved.get("dt_unit", config.data.dt_unit),
-                       weights_fingerprint(model), popularity, inter.category_names)
+                       weights_fingerprint(model), popularity, inter.category_names, _titles(config, item_ids))
+
+
+def _titles(config, item_ids: np.ndarray) -> list[str | None] | None:
+    """The title of each item index from the run's item file; None when it has no titles."""
+    from ..experiment.dataset import item_labels
+
+    labels = item_labels(config.data)
+    titles = [None] + [labels.get(_key(item), (None, []))[0] for item in item_ids[1:]]
+    return titles if any(titles) else None
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -358,6 +371,9 @@ class ServingEngine:
         items = []
         for i, score in zip(index, scores):
             entry = {"item": _plain(served.item_ids[i]), "score": score}
+            title = served.item_title(i)
+            if title is not None:
+                entry["title"] = title
             categories = served.item_categories(i)
             if categories is not None:
                 entry["categories"] = categories

@@ -139,3 +139,25 @@ def test_dropout_between_layers_is_applied_in_training_only():
     torch.manual_seed(0)
     noisy, _ = module(inputs, dt=dt)
     assert not torch.allclose(noisy, first)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("decay,decomposition", MODES)
+def test_any_thread_count_matches_reference(threads, decay, decomposition):
+    """Uneven blocks of rows per thread, rows of length 0 and a given hx; training and inference."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(threads)
+        module = TimeLSTM(6, 11, decay=decay, decomposition=decomposition).double()
+        inputs = torch.randn(8, 13, 6, dtype=torch.float64)
+        dt = torch.rand(8, 13, dtype=torch.float64) * 30
+        hx = (torch.randn(1, 13, 11, dtype=torch.float64), torch.randn(1, 13, 11, dtype=torch.float64))
+        lengths = torch.tensor([8, 0, 3, 8, 1, 5, 0, 7, 2, 8, 4, 6, 8])
+        compare(module, inputs, hx, dt=dt, lengths=lengths)
+        with torch.no_grad(), reference_only():
+            expected = module(inputs, hx, dt=dt, lengths=lengths)
+        with torch.no_grad():  # the inference op (nothing saved) too
+            torch.testing.assert_close(module(inputs, hx, dt=dt, lengths=lengths), expected, **FLOAT64)
+    finally:
+        torch.set_num_threads(before)
