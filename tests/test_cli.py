@@ -1,8 +1,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from interestevo.cli import main
 from interestevo.models import MODEL_NAMES
@@ -296,3 +298,30 @@ def test_resume_refuses_checkpoints_of_the_old_parameter_layout(tmp_path, capsys
     one_error_line(capsys, "cannot be resumed (evaluate and recommend still work)")
     assert (out / "checkpoints" / "lstm" / "last.pt").read_bytes() == lstm_before  # refused before training
     assert main(["recommend", str(out), "--user", "3", "--model", "gru"]) == 0
+
+
+@text_only
+def test_finetune_of_a_text_model_encodes_the_new_items_texts(tmp_path):
+    from interestevo.checkpoint import load_checkpoint
+    from interestevo.experiment.finetune import finetune_run
+    from interestevo.serving.engine import load_served_model
+
+    argv, out, items = small_text_run(tmp_path)
+    assert main(argv) == 0
+    old = load_checkpoint(Path(out) / "checkpoints" / "timelstm+text" / "best.pt")
+    items.write_text(items.read_text() + "\n11,Jazz album 11\n")  # the catalogue grows with a titled item
+    fresh = write(tmp_path / "new.csv", "user_id,item_id,timestamp\n" + "\n".join(
+        f"{u},{11 if j % 2 else u % 9},{1_700_000_000 + 3600 * j + u}" for u in range(20) for j in range(4)))
+    result = finetune_run(out, fresh, tmp_path / "tuned", epochs=1)
+    assert result.new_items == 1
+    saved = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "timelstm+text" / "best.pt")
+    ids, state = [str(i) for i in saved["item_ids"]], saved["model_state"]
+    rows = old["num_items"] + 1
+    assert ids[:rows] == [str(i) for i in old["item_ids"]] and ids[rows] == "11"
+    torch.testing.assert_close(state["items.text_vectors"][:rows], old["model_state"]["items.text_vectors"])
+    assert bool(state["items.has_text"][rows]) and state["items.text_vectors"][rows].abs().sum() > 0
+    jazz = [i for i in range(1, rows) if ids[i] in {"1", "3"}]  # the same encoder: "Jazz album 11" is near them
+    assert all(torch.cosine_similarity(state["items.text_vectors"][rows], state["items.text_vectors"][i], dim=0) > 0.5
+               for i in jazz)
+    served = load_served_model(tmp_path / "tuned")
+    assert served.name == "timelstm+text" and served.item_title(served.item_index["11"]) == "Jazz album 11"

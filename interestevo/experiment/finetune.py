@@ -23,7 +23,7 @@ from ..data import DataFormatError, prepare_interactions, read_interactions, rea
 from ..models import ModelConfig, build_model, model_from_state, split_model_name
 from ..train import train_model
 from .config import ExperimentConfig
-from .dataset import load_dataset
+from .dataset import item_labels, load_dataset
 from .layout import RunDirectory
 
 log = logging.getLogger("interestevo.experiment")
@@ -56,25 +56,23 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         raise ValueError(f"--out {new.root} exists and is not empty: choose a new directory")
     config = ExperimentConfig.load(old.config)
     name = model or best_model_name(old.root)
-    if split_model_name(name)[1]:
-        raise ValueError(f"--model {name}: fine-tuning a +text model (text vectors for new items) is not "
-                         f"supported yet; fine-tune its id-only counterpart {split_model_name(name)[0]}")
+    uses_text = split_model_name(name)[1]
     best = old.checkpoints(name) / "best.pt"
     if not best.is_file():
         raise ValueError(f"--model {name!r}: {old.root} has no checkpoint {best}")
     saved = load_checkpoint(best)
     old_items = list(saved["item_ids"])
 
-    history = load_dataset(config.data).inter
+    history = load_dataset(config.data, with_text=uses_text).inter
     fresh = read_interactions(data, user_col=config.data.user_col, item_col=config.data.item_col,
                               time_col=config.data.time_col)[["user_id", "item_id", "timestamp"]]
     if len(fresh) == 0:
         raise DataFormatError(f"--data {data}: no events")
     frame = pd.concat([history.to_frame()[["user_id", "item_id", "timestamp"]], fresh], ignore_index=True)
     frame["new_event"] = np.r_[np.zeros(len(frame) - len(fresh), bool), np.ones(len(fresh), bool)]
-    items_table = _items_table(config, history)
+    items_table = _items_table(config, history, uses_text)
     inter = prepare_interactions(frame.drop(columns="new_event"), items_table, dt_unit=config.data.dt_unit,
-                                 category_names=history.category_names)
+                                 category_names=history.category_names, keep_unlogged_items=uses_text)
     inter = _old_items_first(inter, old_items)
     is_new = frame["new_event"].to_numpy()[inter.source_row]
     targets = np.flatnonzero(is_new & (inter.position_in_user > 0))  # a first event has no context
@@ -88,11 +86,14 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         valid = train = targets
 
     model_config = ModelConfig.from_saved(saved["model_config"])
-    grown = _grown_model(name, saved, inter, model_config)
+    text = _text_features(config, inter) if uses_text else None
+    grown = _grown_model(name, saved, inter, model_config, text)
     train_config = replace(config.train, epochs=epochs, lr=lr or config.train.lr, progress=False)
     extra = {"model_name": name, "model_config": asdict(model_config), "train_config": asdict(train_config),
              "num_items": inter.num_items, "dt_unit": inter.dt_unit, "user_ids": plain_ids(inter.user_ids),
              "item_ids": plain_ids(inter.item_ids), "finetuned_from": str(old.root.resolve())}
+    if text is not None:
+        extra["text_fingerprint"] = text.fingerprint
     new.root.mkdir(parents=True, exist_ok=True)
     result = train_model(grown, inter, train, valid, train_config, name=name, checkpoint_dir=new.checkpoints(name),
                          extra=extra)
@@ -108,15 +109,29 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
     return FinetuneResult(new, name, len(fresh), new_items, epochs, float(result.best_score))
 
 
-def _items_table(config: ExperimentConfig, history) -> pd.DataFrame | None:
-    """Item categories: the run's item file (which may already list the new items), else those of
-    the run's own log (synthetic data)."""
+def _items_table(config: ExperimentConfig, history, uses_text: bool) -> pd.DataFrame | None:
+    """Item categories (and texts, for a text model): the run's item file (which may already list
+    the new items), else those of the run's own log (synthetic data)."""
     if config.data.items:
         renamed = config.data.item_col if config.data.item_col != "item_id" else None
         table = read_items(config.data.items, item_col=renamed, category_col=config.data.category_col,
-                           require_categories=True)
-        return table[["item_id", "categories"]]
-    return _categories_table(history)
+                           text_col=config.data.text_col, require_categories=not uses_text)
+        return table[["item_id", "categories", "text"] if uses_text else ["item_id", "categories"]]
+    table = _categories_table(history)
+    if uses_text and history.item_text is not None:
+        texts = pd.DataFrame({"item_id": history.item_ids[1:], "text": history.item_text[1:]})
+        table = texts.assign(categories=[[] for _ in range(len(texts))]) if table is None else \
+            table.merge(texts, on="item_id", how="outer")
+    return table
+
+
+def _text_features(config: ExperimentConfig, inter):
+    """Text vectors of every item, old and new, with the run's encoder (old texts from its cache)."""
+    from ..text import item_text_features
+
+    if inter.item_text is None or not any(isinstance(t, str) for t in inter.item_text):
+        raise DataFormatError("the +text model's items have no texts in the run's item file")
+    return item_text_features(inter.item_text, config.data.text_model, config.data.text_cache, progress=False)
 
 
 def _categories_table(inter) -> pd.DataFrame | None:
@@ -157,13 +172,13 @@ def _text(value) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-def _grown_model(name: str, saved: dict, inter, config: ModelConfig):
+def _grown_model(name: str, saved: dict, inter, config: ModelConfig, text=None):
     """The checkpoint's model with rows for the new items (their embeddings freshly initialised,
-    their categories from the item table)."""
+    their categories from the item table, their text vectors from ``text``)."""
     old = model_from_state(name, saved["num_items"], config, saved["model_state"])
     categories = None if inter.item_categories is None else torch.from_numpy(inter.item_categories)
     torch.manual_seed(0)
-    grown = build_model(name, inter.num_items, config, categories)
+    grown = build_model(name, inter.num_items, config, categories, text)
     state = grown.state_dict()
     rows = saved["num_items"] + 1
     for key, value in old.state_dict().items():
@@ -186,9 +201,17 @@ def _write_run(run: RunDirectory, config: ExperimentConfig, frame: pd.DataFrame,
                    item_col="item_id", time_col="timestamp", k_core=0)
     if items is not None:
         table = run.root / "items.csv"
-        flat = items.assign(category=["|".join(c) for c in items["categories"]]).drop(columns="categories")
-        _atomic_frame(flat[flat["category"] != ""], table, lambda f, p: f.to_csv(p, index=False))
-        data = replace(data, items=str(table.resolve()), category_col="category")
+        flat = items.assign(category=["|".join(c) if isinstance(c, (list, tuple)) else "" for c in items["categories"]])
+        flat = flat.drop(columns="categories")
+        titles = {item: title for item, (title, _) in item_labels(config.data).items() if title}
+        if titles:  # what the service shows next to each item
+            flat["title"] = [titles.get(_text(item)) for item in flat["item_id"]]
+        described = flat["category"] != ""
+        if "text" in flat.columns:
+            described |= flat["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+        _atomic_frame(flat[described], table, lambda f, p: f.to_csv(p, index=False))
+        data = replace(data, items=str(table.resolve()), category_col="category",
+                       text_col="text" if "text" in flat.columns else data.text_col)
     new_config = replace(config, data=data, train=train_config, models=(name,), out=str(run.root))
     atomic_write_text(new_config.to_json() + "\n", run.config)
     run.write_json(run.metrics, {})
