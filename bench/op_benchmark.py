@@ -1,6 +1,6 @@
 """The operator benchmark: TimeLSTM against nn.LSTM and the plain-PyTorch reference (issue 4).
 
-    python bench/op_benchmark.py --device cpu            # full CPU grid -> bench/results/op_cpu.*
+    python bench/op_benchmark.py --device cpu            # full CPU grid -> bench/results/op_cpu_<intel|amd>.*
     python bench/op_benchmark.py --device cpu --quick    # only the shapes the targets name
     python bench/op_benchmark.py --device cuda --dtype float32,bfloat16 --tf32 off,on
 
@@ -415,6 +415,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_vendor() -> str:
+    """intel, amd or the machine name: one result file per kind of CPU (MKL's speed differs by vendor)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+    return platform.machine().lower()
+
+
 def lstm_kernel(device: torch.device, dtype: torch.dtype) -> str:
     """Which ATen kernel nn.LSTM runs here (oneDNN, cuDNN or the native loop), from a profile."""
     try:
@@ -517,7 +527,8 @@ def parse_args(argv=None):
     p.add_argument("--deadline", type=float, help="start no new shape after this many seconds")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--out", default=str(HERE / "results"))
-    p.add_argument("--tag", help="output file stem (default op_<device>, op_<device>_quick with --quick)")
+    p.add_argument("--tag", help="output file stem (default op_cuda, or op_cpu_<vendor> (intel, amd): one "
+                                 "file per kind of CPU; _quick appended with --quick)")
     p.add_argument("--no-report", action="store_true", help="write JSON only (report.py renders it)")
     args = p.parse_args(argv)
     gpu = args.device == "cuda"
@@ -525,7 +536,8 @@ def parse_args(argv=None):
     args.budget = args.budget if args.budget is not None else (0.3 if gpu else 5.0) * (0.4 if args.quick else 1)
     args.min_reps = args.min_reps if args.min_reps is not None else (10 if gpu else 5)
     args.min_sample_s = args.min_sample_ms / 1e3
-    args.tag = args.tag or f"op_{args.device}" + ("_quick" if args.quick else "")
+    device_tag = f"op_cpu_{cpu_vendor()}" if args.device == "cpu" else f"op_{args.device}"
+    args.tag = args.tag or device_tag + ("_quick" if args.quick else "")
     return args
 
 

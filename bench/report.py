@@ -1,6 +1,6 @@
 """Markdown tables, target checks and PNG plots from the benchmark JSON files.
 
-    python bench/report.py bench/results/op_cpu.json            # -> op_cpu.md, op_cpu_time.png, ...
+    python bench/report.py bench/results/op_cpu_intel.json      # -> op_cpu_intel.md, op_cpu_intel_time.png, ...
     python bench/report.py bench/results/pipeline_cpu.json      # -> pipeline_cpu.md
 
 Needs no torch and no compiled extension, so GPU results can be rendered anywhere. The short table
