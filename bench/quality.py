@@ -51,9 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--splits", default="loo,temporal")
     p.add_argument("--seeds", default="0,1,2", help="seeds of the leave-one-out runs")
-    p.add_argument("--temporal-seeds", default="0",
-                   help="seeds of the temporal-split runs (default one: ~10x the test targets, and the time "
-                        "budget of a 2-core machine)")
+    p.add_argument("--temporal-seeds", default="0,1,2", help="seeds of the temporal-split runs")
     p.add_argument("--quick", action="store_true", help="one seed (0) everywhere")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (each gets cores / jobs threads)")
     p.add_argument("--out", default=None, help="result path prefix (default: bench/results/quality_<name>)")
