@@ -110,29 +110,34 @@ class ItemActivity(nn.Module):
         if items is not None:
             return torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
         tables, origin, width = self._window_tables()
-        return _WeightedRows.apply(weights, tables.to(weights.dtype), self._bins(at, tables, origin, width))
+        return _WeightedRows.apply(weights, tables, self._bins(at, tables, origin, width))
 
 
 class _WeightedRows(torch.autograd.Function):
     """``out[m] = weights[m] @ tables[rows[m]]`` ((M, F) @ (F, K) per row) in chunks of rows, so
-    that the (M, F, K) features are never held whole: the backward gathers them again."""
+    that the (M, F, K) features are never held whole: the backward gathers them again. Float32
+    whatever autocast says (the tables are float32; only their rows are read)."""
 
     CHUNK = 256
 
     @staticmethod
     def forward(ctx, weights, tables, rows):
         ctx.save_for_backward(weights, tables, rows)
-        out = weights.new_empty(len(rows), tables.shape[2])
-        for lo in range(0, len(rows), _WeightedRows.CHUNK):
-            chunk = slice(lo, lo + _WeightedRows.CHUNK)
-            torch.bmm(weights[chunk].unsqueeze(1), tables.index_select(0, rows[chunk]), out=out[chunk].unsqueeze(1))
+        out = torch.empty(len(rows), tables.shape[2], device=tables.device)
+        with torch.autocast(tables.device.type, enabled=False):
+            for lo in range(0, len(rows), _WeightedRows.CHUNK):
+                chunk = slice(lo, lo + _WeightedRows.CHUNK)
+                torch.bmm(weights[chunk].float().unsqueeze(1), tables.index_select(0, rows[chunk]),
+                          out=out[chunk].unsqueeze(1))
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         weights, tables, rows = ctx.saved_tensors
-        grad = torch.empty_like(weights)
-        for lo in range(0, len(rows), _WeightedRows.CHUNK):
-            chunk = slice(lo, lo + _WeightedRows.CHUNK)
-            torch.bmm(tables.index_select(0, rows[chunk]), grad_out[chunk].unsqueeze(2), out=grad[chunk].unsqueeze(2))
-        return grad, None, None
+        grad = torch.empty(weights.shape, device=tables.device)
+        with torch.autocast(tables.device.type, enabled=False):
+            for lo in range(0, len(rows), _WeightedRows.CHUNK):
+                chunk = slice(lo, lo + _WeightedRows.CHUNK)
+                torch.bmm(tables.index_select(0, rows[chunk]), grad_out[chunk].float().unsqueeze(2),
+                          out=grad[chunk].unsqueeze(2))
+        return grad.to(weights.dtype), None, None

@@ -8,8 +8,6 @@ intervals). Its weights start at zero, and the data decide its sign and its deca
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -75,11 +73,8 @@ class SeenItems:
         out[self.rows, self.items] = self.times
         return out.reshape(*self.shape, self.num_items + 1)
 
-    def reshape(self, *shape) -> "SeenItems":
-        shape = torch.Size(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
-        if -1 in shape:
-            known = math.prod(s for s in shape if s != -1)
-            shape = torch.Size(self.shape.numel() // max(known, 1) if s == -1 else s for s in shape)
+    def reshape(self, *shape: int) -> "SeenItems":
+        shape = torch.Size(shape)
         if shape.numel() != self.shape.numel():
             raise ValueError(f"cannot reshape rows of shape {tuple(self.shape)} to {tuple(shape)}")
         return SeenItems(self.rows, self.items, self.times, shape, self.num_items)

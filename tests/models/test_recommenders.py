@@ -263,3 +263,16 @@ def test_repeat_term_depends_on_the_time_since_the_user_had_the_item():
         later = model.score(query, torch.tensor([1000 + 86_400]), last_seen) - base
         assert soon[0, 3] == 0.0 and torch.allclose(soon[0, 4:], torch.zeros(NUM_ITEMS - 3))
         assert (later[0, 3] == -16.0) == reacts, name  # floor(log2(86401)) = 16
+
+
+def test_item_activity_rows_in_chunks_equal_the_whole_feature_product():
+    from interestevo.models.item_activity import _WeightedRows
+
+    weights = torch.randn(600, 4, requires_grad=True)  # more rows than one chunk
+    tables, rows = torch.rand(30, 4, 50), torch.randint(0, 30, (600,))
+    expected = torch.einsum("mf,mfk->mk", weights, tables[rows])
+    got = _WeightedRows.apply(weights, tables, rows)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(got, weights, grad)[0],
+                               torch.autograd.grad(expected, weights, grad)[0])
