@@ -88,9 +88,6 @@ class SeenItems:
         kept = rows >= 0
         return SeenItems(rows[kept], self.items[kept], self.times[kept], picked.shape, self.num_items)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
 
 class LastSeen:
     """Per row of a batch, the last time (unix seconds) each item occurred among the events read
@@ -116,7 +113,7 @@ class LastSeen:
         first = torch.full((batch, self.num_items + 1), steps, dtype=torch.int64, device=device)
         first.scatter_reduce_(1, items, torch.where(real, position, steps), "amin")
         carried = self._carried(batch, first, lengths, steps)
-        recent = _latest_earlier(items, times, lengths, real, steps)
+        recent = _latest_earlier(items, times, lengths, real, steps, self.num_items)
         rows, seen_items, seen_times = (torch.cat(parts) for parts in zip(carried, recent))
         self.last[:batch].scatter_reduce_(1, items, torch.where(real, times, -1), "amax")
         return SeenItems(rows, seen_items, seen_times, (batch, steps), self.num_items)
@@ -132,13 +129,13 @@ class LastSeen:
         return row * steps + j, item, times
 
 
-def _latest_earlier(items, times, lengths, real, steps: int):
+def _latest_earlier(items, times, lengths, real, steps: int, num_items: int):
     """(flat row, item, time) for each pair of positions i < j of a row where i is the latest
     occurrence of its item before j."""
     batch = items.shape[0]
     device = items.device
     # next[b, i]: the next position of the same item in row b (steps if none)
-    key = (torch.arange(batch, device=device).unsqueeze(1) * (items.max() + 1 if items.numel() else 1) + items)
+    key = torch.arange(batch, device=device).unsqueeze(1) * (num_items + 1) + items
     key = torch.where(real, key, -1) * steps + torch.arange(steps, device=device)
     order = key.reshape(-1).argsort()
     sorted_key = key.reshape(-1)[order] // steps
