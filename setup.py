@@ -126,16 +126,19 @@ def extension_modules():
 
     vectors = cpu_vectors(torch)
     log(f"CPU kernels use {vectors} vectors.")
-    cxx_flags = ["-O3", "-fvisibility=hidden"] + VECTOR_FLAGS[vectors]
+    cxx_flags = ["-O3", "-fvisibility=hidden", "-fopenmp"] + VECTOR_FLAGS[vectors]
     # emulated_cuda.cpp: the CUDA kernels' code run on the CPU, for the tests (built on every build)
-    sources = ["csrc/ops.cpp", "csrc/time_lstm.cpp", "csrc/cpu/pointwise_cpu.cpp", "csrc/cpu/emulated_cuda.cpp"]
+    sources = ["csrc/ops.cpp", "csrc/time_lstm.cpp", "csrc/cpu/pointwise_cpu.cpp", "csrc/cpu/gemm_cpu.cpp",
+               "csrc/cpu/emulated_cuda.cpp"]
     write_build_info(torch, toolkit is not None, vectors)
     if toolkit is None:
-        return [CppExtension("interestevo._C", sources, extra_compile_args={"cxx": cxx_flags})]
+        return [CppExtension("interestevo._C", sources, extra_compile_args={"cxx": cxx_flags},
+                             extra_link_args=["-fopenmp"])]
     return [CUDAExtension(
         "interestevo._C",
         sources + ["csrc/cuda/time_lstm_cuda.cu"],
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "--threads", "2"]},
+        extra_link_args=["-fopenmp"],
     )]
 
 

@@ -3,7 +3,11 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <optional>
+#include <string>
+
 #include "autocast.h"
+#include "cpu/gemm_cpu.h"
 #include "schemas.h"
 #include "time_lstm.h"
 
@@ -15,10 +19,21 @@ PyMODINIT_FUNC PyInit__C(void) {
 
 namespace interestevo {
 
+namespace {
+
+// Sets the CPU GEMM library when given one; returns the one in use (tests and benchmarks compare).
+std::string cpu_gemm_library_op(std::optional<std::string> library) {
+  if (library.has_value()) set_cpu_gemm_library(parse_cpu_gemm_library(*library));
+  return cpu_gemm_library_name(cpu_gemm_library());
+}
+
+}  // namespace
+
 TORCH_LIBRARY(interestevo, m) {
   m.def(kForwardSchema);
   m.def(kInferenceSchema);
   m.def(kBackwardSchema);
+  m.def("_cpu_gemm_library(str? library=None) -> str", &cpu_gemm_library_op);
 }
 
 struct PublicOpNames {

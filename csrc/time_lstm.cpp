@@ -89,19 +89,21 @@ std::optional<Tensor> contiguous_or_none(const std::optional<Tensor>& t) {
 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.const_data_ptr() : nullptr; }
 
-// Row t of a (T, rows, cols) buffer, by pointer arithmetic: per-step tensor views would cost more
-// than the small products they feed.
+// Step t, row b of a (T, rows, cols) buffer, by pointer arithmetic: per-step tensor views would
+// cost more than the small products they feed.
 // With a period, the buffer holds only that many steps and is reused in turn (inference).
 struct StepBuffer {
   char* base;
+  int64_t row_bytes;
   int64_t step_bytes;
   int64_t period;
   StepBuffer(const Tensor& t, int64_t rows, int64_t cols, int64_t period = 0)
       : base(t.defined() ? static_cast<char*>(const_cast<void*>(t.const_data_ptr())) : nullptr),
-        step_bytes(rows * cols * (t.defined() ? t.element_size() : 0)),
+        row_bytes(cols * (t.defined() ? t.element_size() : 0)),
+        step_bytes(rows * row_bytes),
         period(period) {}
-  void* at(int64_t step) const {
-    return base ? base + (period ? step % period : step) * step_bytes : nullptr;
+  void* at(int64_t step, int64_t row = 0) const {
+    return base ? base + (period ? step % period : step) * step_bytes + row * row_bytes : nullptr;
   }
 };
 
@@ -109,11 +111,15 @@ struct ForwardResult {
   Tensor output, h_n, c_n, gates, hiddens, cells, short_memory;
 };
 
-const int64_t* lengths_or_null(const std::optional<Tensor>& lengths) {
-  return lengths.has_value() ? lengths->const_data_ptr<int64_t>() : nullptr;
+const int64_t* lengths_or_null(const std::optional<Tensor>& lengths, int64_t row) {
+  return lengths.has_value() ? lengths->const_data_ptr<int64_t>() + row : nullptr;
 }
 
 }  // namespace
+
+Tensor aten_matmul(const Tensor& a, const Tensor& b) { return at::mm(a, b); }
+
+void whole_batch(int64_t rows, RowBlockFn fn) { fn(0, rows); }
 
 void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
   if (call.m == 0 || call.n == 0) return;
@@ -169,7 +175,7 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   // The input projection of all steps in one GEMM; each step then adds W_hh h in place and the
   // pointwise step (which adds the biases, saving a broadcast copy) overwrites the
   // pre-activations with the activated gates.
-  Tensor gates = at::mm(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
+  Tensor gates = backend.matmul(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
   const Tensor bias_c = bias.has_value() ? bias->contiguous() : Tensor();
   const Tensor bias_decomp_c = decomp && bias_decomp.has_value() ? bias_decomp->contiguous() : Tensor();
   const int64_t state_steps = save ? T + 1 : 2, period = save ? 0 : 2;
@@ -185,36 +191,40 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
   const StepBuffer gates_at(gates, B, 4 * H), hiddens_at(hiddens, B, H, period),
       cells_at(cells, B, H, period), output_at(output, B, H),
-      short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1);
+      short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1),
+      s_pre_at(s_pre, B, H, 1);
 
-  for (int64_t t = 0; t < T; ++t) {
-    // gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
-    backend.gemm({hiddens_at.at(t), H, w_hh.const_data_ptr(), H, true, gates_at.at(t), 4 * H, B,
-                  4 * H, H, 1.0},
-                 opts);
-    if (decomp) {
-      backend.gemm({cells_at.at(t), H, w_d.const_data_ptr(), H, true, s_pre.data_ptr(), H, B, H, H,
-                    0.0},
+  backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
+    const int64_t rows = b1 - b0;
+    for (int64_t t = 0; t < T; ++t) {
+      // gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
+      backend.gemm({hiddens_at.at(t, b0), H, w_hh.const_data_ptr(), H, true, gates_at.at(t, b0),
+                    4 * H, rows, 4 * H, H, 1.0},
                    opts);
+      if (decomp) {
+        backend.gemm({cells_at.at(t, b0), H, w_d.const_data_ptr(), H, true, s_pre_at.at(t, b0), H,
+                      rows, H, H, 0.0},
+                     opts);
+      }
+      StepForward step{gates_at.at(t, b0),
+                       data_or_null(bias_c),
+                       s_pre_at.at(t, b0),
+                       data_or_null(bias_decomp_c),
+                       short_at.at(t, b0),
+                       cells_at.at(t, b0),
+                       hiddens_at.at(t, b0),
+                       cells_at.at(t + 1, b0),
+                       hiddens_at.at(t + 1, b0),
+                       output_at.at(t, b0),
+                       dt_at.at(t, b0),
+                       data_or_null(rate),
+                       lengths_or_null(lengths, b0),
+                       t,
+                       rows,
+                       H};
+      backend.forward_step(step, kind);
     }
-    StepForward step{gates_at.at(t),
-                     data_or_null(bias_c),
-                     data_or_null(s_pre),
-                     data_or_null(bias_decomp_c),
-                     short_at.at(t),
-                     cells_at.at(t),
-                     hiddens_at.at(t),
-                     cells_at.at(t + 1),
-                     hiddens_at.at(t + 1),
-                     output_at.at(t),
-                     dt_at.at(t),
-                     data_or_null(rate),
-                     lengths_or_null(lengths),
-                     t,
-                     B,
-                     H};
-    backend.forward_step(step, kind);
-  }
+  });
   const int64_t last = save ? T : T % 2;
   return {output, hiddens[last].clone(), cells[last].clone(), gates, hiddens, cells, short_memory};
 }
@@ -277,6 +287,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
 
   Tensor dz = at::empty({T, B, 4 * H}, opts);
   Tensor ds_pre = decomp ? at::empty({T, B, H}, opts) : Tensor();
+  // dL/dh and dL/dc of the step being processed and of the one before it, swapped every step.
   Tensor dh = grad_h_n.contiguous().clone(), dc = grad_c_n.contiguous().clone();
   Tensor dh_prev = at::empty({B, H}, opts), dc_prev = at::empty({B, H}, opts);
   const Tensor rate = decay_rates(decay_rate, decay_mode, math_dtype);
@@ -285,50 +296,62 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
   const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
   const StepBuffer grad_output_at(grad_output, B, H), gates_at(gates, B, 4 * H),
       short_at(decomp ? short_memory : Tensor(), B, H), cells_at(cells, B, H), dt_at(dt, B, 1),
-      dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H);
+      dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H), drate_at(drate, B, H, 1);
 
-  for (int64_t t = T - 1; t >= 0; --t) {
-    StepBackward step{grad_output_at.at(t),
-                      dh.const_data_ptr(),
-                      dc.const_data_ptr(),
-                      gates_at.at(t),
-                      short_at.at(t),
-                      cells_at.at(t + 1),
-                      cells_at.at(t),
-                      dt_at.at(t),
-                      data_or_null(rate),
-                      lengths_or_null(lengths),
-                      dz_at.at(t),
-                      ds_pre_at.at(t),
-                      dh_prev.data_ptr(),
-                      dc_prev.data_ptr(),
-                      decay_mode == kDecayExp ? drate.data_ptr() : nullptr,
-                      t,
-                      B,
-                      H};
-    backend.backward_step(step, kind);
-    // dh_{t-1} += dz_t W_hh;  dc_{t-1} += ds_pre_t W_d
-    backend.gemm({dz_at.at(t), 4 * H, w_hh.const_data_ptr(), H, false, dh_prev.data_ptr(), H, B, H,
-                  4 * H, 1.0},
-                 opts);
-    if (decomp) {
-      backend.gemm({ds_pre_at.at(t), H, w_d.const_data_ptr(), H, false, dc_prev.data_ptr(), H, B,
-                    H, H, 1.0},
+  backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
+    const int64_t rows = b1 - b0;
+    StepBuffer carried[2][2] = {{StepBuffer(dh, B, H, 1), StepBuffer(dc, B, H, 1)},
+                                {StepBuffer(dh_prev, B, H, 1), StepBuffer(dc_prev, B, H, 1)}};
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int now = (T - 1 - t) % 2;  // dh/dc of step t; the other pair receives step t-1's
+      void* dh_t = carried[now][0].at(0, b0);
+      void* dc_t = carried[now][1].at(0, b0);
+      void* dh_before = carried[1 - now][0].at(0, b0);
+      void* dc_before = carried[1 - now][1].at(0, b0);
+      StepBackward step{grad_output_at.at(t, b0),
+                        dh_t,
+                        dc_t,
+                        gates_at.at(t, b0),
+                        short_at.at(t, b0),
+                        cells_at.at(t + 1, b0),
+                        cells_at.at(t, b0),
+                        dt_at.at(t, b0),
+                        data_or_null(rate),
+                        lengths_or_null(lengths, b0),
+                        dz_at.at(t, b0),
+                        ds_pre_at.at(t, b0),
+                        dh_before,
+                        dc_before,
+                        drate_at.at(0, b0),
+                        t,
+                        rows,
+                        H};
+      backend.backward_step(step, kind);
+      // dh_{t-1} += dz_t W_hh;  dc_{t-1} += ds_pre_t W_d
+      backend.gemm({dz_at.at(t, b0), 4 * H, w_hh.const_data_ptr(), H, false, dh_before, H, rows, H,
+                    4 * H, 1.0},
                    opts);
+      if (decomp) {
+        backend.gemm({ds_pre_at.at(t, b0), H, w_d.const_data_ptr(), H, false, dc_before, H, rows,
+                      H, H, 1.0},
+                     opts);
+      }
     }
+  });
+  if (T % 2 == 1) {  // after an odd number of steps the gradients of h0 and c0 sit in the spares
     std::swap(dh, dh_prev);
     std::swap(dc, dc_prev);
   }
 
   const Tensor dz_flat = dz.view({T * B, 4 * H});
-  Tensor grad_input = at::mm(dz_flat, weight_ih).view({T, B, I});
-  Tensor grad_weight_ih = at::mm(dz_flat.t(), input.view({T * B, I}));
-  Tensor grad_weight_hh = at::mm(dz_flat.t(), hiddens.narrow(0, 0, T).reshape({T * B, H}));
+  Tensor grad_input = backend.matmul(dz_flat, weight_ih).view({T, B, I});
+  Tensor grad_weight_ih = backend.matmul(dz_flat.t(), input.view({T * B, I}));
+  Tensor grad_weight_hh = backend.matmul(dz_flat.t(), hiddens.narrow(0, 0, T).reshape({T * B, H}));
   Tensor grad_bias = dz_flat.sum(0);
   Tensor grad_weight_decomp, grad_bias_decomp, grad_decay_rate;
   if (decomp) {
     const Tensor ds_flat = ds_pre.view({T * B, H});
-    grad_weight_decomp = at::mm(ds_flat.t(), cells.narrow(0, 0, T).reshape({T * B, H}));
+    grad_weight_decomp = backend.matmul(ds_flat.t(), cells.narrow(0, 0, T).reshape({T * B, H}));
     grad_bias_decomp = ds_flat.sum(0);
   } else if (decomposition && weight_decomp.has_value()) {  // decay "none": 1 - g = 0 mutes it
     grad_weight_decomp = at::zeros({H, H}, opts);

@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include <c10/util/FunctionRef.h>
+
 #include <optional>
 #include <tuple>
 
@@ -71,15 +73,25 @@ struct GemmCall {
   double beta;  // 0 (overwrite) or 1 (accumulate)
 };
 
+// Runs fn(begin, end) over batch rows [0, rows): the recurrence of one batch row never reads
+// another's, so a backend may hand disjoint row blocks to threads for all T steps at once.
+using RowBlockFn = c10::function_ref<void(int64_t begin, int64_t end)>;
+
 struct PointwiseBackend {
   void (*forward_step)(const StepForward&, const CellKind&);
   void (*backward_step)(const StepBackward&, const CellKind&);
   void (*gemm)(const GemmCall&, const at::TensorOptions&);
+  at::Tensor (*matmul)(const at::Tensor& a, const at::Tensor& b);  // the large products, a @ b
+  void (*for_row_blocks)(int64_t rows, RowBlockFn fn);
 };
+
+// One block of all rows: the GPU parallelises inside each step's kernel.
+void whole_batch(int64_t rows, RowBlockFn fn);
 
 // A GemmCall through ATen on views of the raw buffers: right on every device, but each call costs
 // a few microseconds of dispatch, which only matters on the CPU's small per-step products.
 void aten_gemm(const GemmCall& call, const at::TensorOptions& options);
+at::Tensor aten_matmul(const at::Tensor& a, const at::Tensor& b);
 
 const PointwiseBackend& cpu_backend();
 

@@ -21,17 +21,6 @@
 #include <algorithm>
 #include <cstring>
 
-// The Fortran BLAS that libtorch_cpu carries (MKL on x86-64), called directly for the small
-// per-step products; weak, so a torch without it falls back to aten_gemm.
-extern "C" {
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
-            const float*, const int*, const float*, const int*, const float*, float*,
-            const int*) __attribute__((weak));
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
-            const double*, const int*, const double*, const int*, const double*, double*,
-            const int*) __attribute__((weak));
-}
-
 namespace interestevo {
 
 // exp_u20 (within 20 ulp) is markedly faster than exp, and tanh through it faster than Sleef's
@@ -54,6 +43,7 @@ inline at::vec::Vectorized<T> ie_log1p(const at::vec::Vectorized<T>& x) { return
 #include "../cell.h"
 #include "../dispatch.h"
 #include "../time_lstm.h"
+#include "gemm_cpu.h"
 
 namespace interestevo {
 namespace {
@@ -196,29 +186,23 @@ void cpu_backward_step(const StepBackward& st, const CellKind& kind) {
   });
 }
 
-// Row-major C = A op(B) is column-major C^T = op(B)^T A^T: BLAS gets B first.
-template <typename scalar_t, typename Fn>
-void blas_gemm(Fn* fn, const GemmCall& g) {
-  const char trans_b = g.transpose_b ? 'T' : 'N', no_trans = 'N';
-  const int m = static_cast<int>(g.n), n = static_cast<int>(g.m), k = static_cast<int>(g.k);
-  const int ldb = static_cast<int>(g.ldb), lda = static_cast<int>(g.lda), ldc = static_cast<int>(g.ldc);
-  const scalar_t alpha = 1, beta = static_cast<scalar_t>(g.beta);
-  fn(&trans_b, &no_trans, &m, &n, &k, &alpha, static_cast<const scalar_t*>(g.b), &ldb,
-     static_cast<const scalar_t*>(g.a), &lda, &beta, static_cast<scalar_t*>(g.c), &ldc);
-}
+// Each thread takes one block of batch rows through every step: no barrier per step, and each
+// thread's per-step GEMMs run single-threaded, where MKL is at the CPU's peak. Batches too small
+// for kMinRowsPerThread rows per thread go through the steps as one block, each GEMM threaded.
+constexpr int64_t kMinRowsPerThread = 16;
 
-void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
-  if (g.m == 0 || g.n == 0) return;
-  const auto dtype = options.dtype().toScalarType();
-  if (dtype == at::kFloat && sgemm_ != nullptr) return blas_gemm<float>(sgemm_, g);
-  if (dtype == at::kDouble && dgemm_ != nullptr) return blas_gemm<double>(dgemm_, g);
-  aten_gemm(g, options);
+void cpu_row_blocks(int64_t rows, RowBlockFn fn) {
+  const int64_t threads = at::get_num_threads();
+  if (threads < 2 || rows < 2 * kMinRowsPerThread || at::in_parallel_region()) return fn(0, rows);
+  const int64_t per_thread = std::max(kMinRowsPerThread, (rows + threads - 1) / threads);
+  at::parallel_for(0, rows, per_thread, [&](int64_t begin, int64_t end) { fn(begin, end); });
 }
 
 }  // namespace
 
 const PointwiseBackend& cpu_backend() {
-  static const PointwiseBackend backend{cpu_forward_step, cpu_backward_step, cpu_gemm};
+  static const PointwiseBackend backend{cpu_forward_step, cpu_backward_step, cpu_gemm, cpu_matmul,
+                                        cpu_row_blocks};
   return backend;
 }
 

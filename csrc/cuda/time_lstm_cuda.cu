@@ -51,7 +51,8 @@ void cuda_backward_step(const StepBackward& st, const CellKind& kind) {
 }
 
 const PointwiseBackend& cuda_backend() {
-  static const PointwiseBackend backend{cuda_forward_step, cuda_backward_step, aten_gemm};
+  static const PointwiseBackend backend{cuda_forward_step, cuda_backward_step, aten_gemm, aten_matmul,
+                                        whole_batch};
   return backend;
 }
 

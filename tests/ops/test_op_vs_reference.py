@@ -144,16 +144,19 @@ def test_dropout_between_layers_is_applied_in_training_only():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("decay,decomposition", MODES)
 def test_any_thread_count_matches_reference(threads, decay, decomposition):
-    """Uneven blocks of rows per thread, rows of length 0 and a given hx; training and inference."""
+    """Each thread takes a block of batch rows through all steps: uneven blocks (16, 16, 5 rows on
+    3 threads), rows of length 0 and a given hx; training and inference."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(threads)
         module = TimeLSTM(6, 11, decay=decay, decomposition=decomposition).double()
-        inputs = torch.randn(8, 13, 6, dtype=torch.float64)
-        dt = torch.rand(8, 13, dtype=torch.float64) * 30
-        hx = (torch.randn(1, 13, 11, dtype=torch.float64), torch.randn(1, 13, 11, dtype=torch.float64))
-        lengths = torch.tensor([8, 0, 3, 8, 1, 5, 0, 7, 2, 8, 4, 6, 8])
+        inputs = torch.randn(8, 37, 6, dtype=torch.float64)
+        dt = torch.rand(8, 37, dtype=torch.float64) * 30
+        hx = (torch.randn(1, 37, 11, dtype=torch.float64), torch.randn(1, 37, 11, dtype=torch.float64))
+        lengths = torch.randint(0, 9, (37,), generator=torch.Generator().manual_seed(threads))
+        lengths[[0, 16, 32]] = 8
+        lengths[[1, 17, 33]] = 0
         compare(module, inputs, hx, dt=dt, lengths=lengths)
         with torch.no_grad(), reference_only():
             expected = module(inputs, hx, dt=dt, lengths=lengths)
@@ -161,3 +164,33 @@ def test_any_thread_count_matches_reference(threads, decay, decomposition):
             torch.testing.assert_close(module(inputs, hx, dt=dt, lengths=lengths), expected, **FLOAT64)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cpu_gemm_library():
+    """Sets the library of the CPU backend's large products for one test, then restores it."""
+    before = torch.ops.interestevo._cpu_gemm_library()
+    yield lambda name: torch.ops.interestevo._cpu_gemm_library(name)
+    torch.ops.interestevo._cpu_gemm_library(before)
+
+
+@pytest.mark.parametrize("library", ["mkl", "onednn", "auto"])
+@pytest.mark.parametrize("decay,decomposition", MODES)
+def test_every_cpu_gemm_library_matches_reference(cpu_gemm_library, library, decay, decomposition):
+    """oneDNN is "auto"'s choice on AMD CPUs only: forced here, it is checked on every CPU."""
+    assert cpu_gemm_library(library) == library
+    torch.manual_seed(11)
+    module = TimeLSTM(40, 48, num_layers=2, decay=decay, decomposition=decomposition)
+    inputs, dt = torch.randn(30, 70, 40), torch.rand(30, 70) * 48
+    lengths = torch.randint(0, 31, (70,), generator=torch.Generator().manual_seed(5))
+    lengths[0] = 30
+    compare(module, inputs, tolerances=FLOAT32, dt=dt, lengths=lengths)
+    with torch.no_grad(), reference_only():
+        expected = module(inputs, dt=dt, lengths=lengths)
+    with torch.no_grad():
+        torch.testing.assert_close(module(inputs, dt=dt, lengths=lengths), expected, **FLOAT32)
+
+
+def test_cpu_gemm_library_names_are_checked(cpu_gemm_library):
+    with pytest.raises(ValueError, match="'auto', 'mkl' or 'onednn', got 'blas'"):
+        cpu_gemm_library("blas")

@@ -1,0 +1,135 @@
+// The CPU backend's matrix products: MKL or oneDNN, whichever is faster on this CPU (gemm_cpu.h).
+#include "gemm_cpu.h"
+
+#include <ATen/Config.h>
+#include <c10/util/Exception.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+// The Fortran BLAS that libtorch_cpu carries (MKL on x86-64), called directly for the small
+// per-step products, which each thread runs single-threaded on its block of rows: there MKL is
+// at the CPU's peak on AMD too (measured). Weak, so a torch without it falls back to ATen.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
+            const float*, const int*, const float*, const int*, const float*, float*,
+            const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+            const double*, const int*, const double*, const int*, const double*, double*,
+            const int*) __attribute__((weak));
+}
+
+// oneDNN's matmul as ATen exports it: result = beta * result + alpha * mat1 @ mat2, on strided
+// dense tensors (no copies for row-major or transposed operands). Weak: absent from a torch
+// built without oneDNN.
+namespace at::native {
+TORCH_API void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2,
+                             const at::Tensor& result, float beta, float alpha)
+    __attribute__((weak));
+}
+
+namespace interestevo {
+namespace {
+
+// Below this many multiply-adds oneDNN's per-call set-up (about 15 us, measured) costs more than
+// its faster kernels save.
+constexpr int64_t kOneDnnMinMultiplyAdds = int64_t{1} << 22;
+
+CpuGemmLibrary library_from_environment() {
+  const char* value = std::getenv("INTERESTEVO_CPU_GEMM");
+  return value == nullptr || *value == '\0' ? CpuGemmLibrary::kAuto
+                                            : parse_cpu_gemm_library(value);
+}
+
+std::atomic<CpuGemmLibrary>& library_setting() {
+  static std::atomic<CpuGemmLibrary> setting{library_from_environment()};
+  return setting;
+}
+
+bool use_onednn(at::ScalarType dtype, int64_t m, int64_t n, int64_t k) {
+  if (dtype != at::kFloat || !onednn_available()) return false;
+  switch (cpu_gemm_library()) {
+    case CpuGemmLibrary::kMkl: return false;
+    case CpuGemmLibrary::kOneDnn: return true;
+    case CpuGemmLibrary::kAuto: break;
+  }
+  return is_amd_cpu() && m * n * k >= kOneDnnMinMultiplyAdds;
+}
+
+// Row-major C = A op(B) is column-major C^T = op(B)^T A^T: BLAS gets B first.
+template <typename scalar_t, typename Fn>
+void blas_gemm(Fn* fn, const GemmCall& g) {
+  const char trans_b = g.transpose_b ? 'T' : 'N', no_trans = 'N';
+  const int m = static_cast<int>(g.n), n = static_cast<int>(g.m), k = static_cast<int>(g.k);
+  const int ldb = static_cast<int>(g.ldb), lda = static_cast<int>(g.lda), ldc = static_cast<int>(g.ldc);
+  const scalar_t alpha = 1, beta = static_cast<scalar_t>(g.beta);
+  fn(&trans_b, &no_trans, &m, &n, &k, &alpha, static_cast<const scalar_t*>(g.b), &ldb,
+     static_cast<const scalar_t*>(g.a), &lda, &beta, static_cast<scalar_t*>(g.c), &ldc);
+}
+
+}  // namespace
+
+CpuGemmLibrary parse_cpu_gemm_library(const std::string& name) {
+  if (name == "auto") return CpuGemmLibrary::kAuto;
+  if (name == "mkl") return CpuGemmLibrary::kMkl;
+  if (name == "onednn") return CpuGemmLibrary::kOneDnn;
+  TORCH_CHECK_VALUE(false, "interestevo: the CPU GEMM library (INTERESTEVO_CPU_GEMM) must be ",
+                    "'auto', 'mkl' or 'onednn', got '", name, "'");
+}
+
+std::string cpu_gemm_library_name(CpuGemmLibrary library) {
+  switch (library) {
+    case CpuGemmLibrary::kMkl: return "mkl";
+    case CpuGemmLibrary::kOneDnn: return "onednn";
+    case CpuGemmLibrary::kAuto: break;
+  }
+  return "auto";
+}
+
+CpuGemmLibrary cpu_gemm_library() { return library_setting().load(std::memory_order_relaxed); }
+
+void set_cpu_gemm_library(CpuGemmLibrary library) { library_setting().store(library); }
+
+bool onednn_available() { return &at::native::mkldnn_matmul != nullptr && at::hasMKLDNN(); }
+
+bool is_amd_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = [] {
+    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+
+void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
+  if (g.m == 0 || g.n == 0) return;
+  const auto dtype = options.dtype().toScalarType();
+  if (dtype == at::kFloat && sgemm_ != nullptr) return blas_gemm<float>(sgemm_, g);
+  if (dtype == at::kDouble && dgemm_ != nullptr) return blas_gemm<double>(dgemm_, g);
+  aten_gemm(g, options);
+}
+
+at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b) {
+  if (a.numel() == 0 || b.numel() == 0 ||
+      !use_onednn(a.scalar_type(), a.size(0), b.size(1), a.size(1))) {
+    return at::mm(a, b);
+  }
+  at::Tensor result = at::empty({a.size(0), b.size(1)}, a.options());
+  at::native::mkldnn_matmul(a, b, result, 0.0f, 1.0f);
+  return result;
+}
+
+}  // namespace interestevo

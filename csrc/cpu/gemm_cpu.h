@@ -1,0 +1,29 @@
+// The CPU backend's matrix products and the library that computes them.
+//
+// libtorch_cpu carries two: MKL (sgemm_, and at::mm's choice for float32) and oneDNN. The
+// per-step products always go to MKL (cpu_gemm). For the large products over all steps
+// (cpu_matmul), MKL's threaded kernels run a third slower than oneDNN's on AMD CPUs, while on
+// Intel MKL is the faster (both measured): "auto" takes oneDNN for float32 on AMD CPUs, MKL
+// otherwise.
+#pragma once
+
+#include "../time_lstm.h"
+
+#include <string>
+
+namespace interestevo {
+
+enum class CpuGemmLibrary { kAuto, kMkl, kOneDnn };
+
+// The library in use; set at load time from INTERESTEVO_CPU_GEMM (auto, mkl, onednn).
+CpuGemmLibrary cpu_gemm_library();
+void set_cpu_gemm_library(CpuGemmLibrary library);
+CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
+std::string cpu_gemm_library_name(CpuGemmLibrary library);
+bool onednn_available();
+bool is_amd_cpu();
+
+void cpu_gemm(const GemmCall& call, const at::TensorOptions& options);
+at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b);
+
+}  // namespace interestevo
