@@ -38,7 +38,7 @@ namespace {
 
 // Below this many multiply-adds oneDNN's per-call set-up (about 15 us, measured) costs more than
 // its faster kernels save.
-constexpr int64_t kOneDnnMinMultiplyAdds = int64_t{1} << 22;
+constexpr int64_t kOneDnnMinMultiplyAdds = int64_t{1} << 24;
 
 CpuGemmLibrary library_from_environment() {
   const char* value = std::getenv("INTERESTEVO_CPU_GEMM");
