@@ -15,7 +15,7 @@ namespace interestevo {
 
 enum class CpuGemmLibrary { kAuto, kMkl, kOneDnn };
 
-// The library in use; set at load time from INTERESTEVO_CPU_GEMM (auto, mkl, onednn).
+// The library in use; INTERESTEVO_CPU_GEMM (auto, mkl, onednn) gives the first value.
 CpuGemmLibrary cpu_gemm_library();
 void set_cpu_gemm_library(CpuGemmLibrary library);
 CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
