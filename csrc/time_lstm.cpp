@@ -287,30 +287,29 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
 
   Tensor dz = at::empty({T, B, 4 * H}, opts);
   Tensor ds_pre = decomp ? at::empty({T, B, H}, opts) : Tensor();
-  // dL/dh and dL/dc of the step being processed and of the one before it, swapped every step.
-  Tensor dh = grad_h_n.contiguous().clone(), dc = grad_c_n.contiguous().clone();
-  Tensor dh_prev = at::empty({B, H}, opts), dc_prev = at::empty({B, H}, opts);
+  // dL/dh and dL/dc carried from step to step in two slots used in turn, as the inference forward
+  // keeps its states: slot k % 2 holds them after k steps of the backward pass.
+  Tensor dh = at::empty({2, B, H}, opts), dc = at::empty({2, B, H}, opts);
+  dh[0].copy_(grad_h_n);
+  dc[0].copy_(grad_c_n);
   const Tensor rate = decay_rates(decay_rate, decay_mode, math_dtype);
   Tensor drate = decay_mode == kDecayExp ? at::zeros({B, H}, opts.dtype(math_dtype)) : Tensor();
   const Tensor w_hh = weight_hh.contiguous();
   const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
   const StepBuffer grad_output_at(grad_output, B, H), gates_at(gates, B, 4 * H),
       short_at(decomp ? short_memory : Tensor(), B, H), cells_at(cells, B, H), dt_at(dt, B, 1),
-      dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H), drate_at(drate, B, H, 1);
+      dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H), drate_at(drate, B, H, 1),
+      dh_at(dh, B, H, 2), dc_at(dc, B, H, 2);
 
   backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
-    StepBuffer carried[2][2] = {{StepBuffer(dh, B, H, 1), StepBuffer(dc, B, H, 1)},
-                                {StepBuffer(dh_prev, B, H, 1), StepBuffer(dc_prev, B, H, 1)}};
     for (int64_t t = T - 1; t >= 0; --t) {
-      const int now = (T - 1 - t) % 2;  // dh/dc of step t; the other pair receives step t-1's
-      void* dh_t = carried[now][0].at(0, b0);
-      void* dc_t = carried[now][1].at(0, b0);
-      void* dh_before = carried[1 - now][0].at(0, b0);
-      void* dc_before = carried[1 - now][1].at(0, b0);
+      const int64_t done = T - 1 - t;  // steps already processed
+      void* dh_before = dh_at.at(done + 1, b0);  // receives step t-1's gradients
+      void* dc_before = dc_at.at(done + 1, b0);
       StepBackward step{grad_output_at.at(t, b0),
-                        dh_t,
-                        dc_t,
+                        dh_at.at(done, b0),
+                        dc_at.at(done, b0),
                         gates_at.at(t, b0),
                         short_at.at(t, b0),
                         cells_at.at(t + 1, b0),
@@ -338,10 +337,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
       }
     }
   });
-  if (T % 2 == 1) {  // after an odd number of steps the gradients of h0 and c0 sit in the spares
-    std::swap(dh, dh_prev);
-    std::swap(dc, dc_prev);
-  }
+  const Tensor grad_h0 = dh[T % 2].clone(), grad_c0 = dc[T % 2].clone();
 
   const Tensor dz_flat = dz.view({T * B, 4 * H});
   Tensor grad_input = backend.matmul(dz_flat, weight_ih).view({T, B, I});
@@ -367,7 +363,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
   } else {
     grad_decay_rate = at::empty({0}, opts);
   }
-  return {grad_input, dh, dc, grad_weight_ih, grad_weight_hh, grad_bias, grad_weight_decomp,
+  return {grad_input, grad_h0, grad_c0, grad_weight_ih, grad_weight_hh, grad_bias, grad_weight_decomp,
           grad_bias_decomp, grad_decay_rate};
 }
 

@@ -52,6 +52,29 @@ std::atomic<CpuGemmLibrary>& library_setting() {
   return setting;
 }
 
+// torch.backends.mkldnn.flags(enabled=False) turns it off here too.
+bool onednn_available() {
+  return &at::native::mkldnn_matmul != nullptr && at::hasMKLDNN() &&
+         at::globalContext().userEnabledMkldnn();
+}
+
+bool is_amd_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = [] {
+    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+
 bool use_onednn(at::ScalarType dtype, int64_t m, int64_t n, int64_t k) {
   if (dtype != at::kFloat || !onednn_available()) return false;
   switch (cpu_gemm_library()) {
@@ -95,29 +118,6 @@ std::string cpu_gemm_library_name(CpuGemmLibrary library) {
 CpuGemmLibrary cpu_gemm_library() { return library_setting().load(std::memory_order_relaxed); }
 
 void set_cpu_gemm_library(CpuGemmLibrary library) { library_setting().store(library); }
-
-// torch.backends.mkldnn.flags(enabled=False) turns it off here too.
-bool onednn_available() {
-  return &at::native::mkldnn_matmul != nullptr && at::hasMKLDNN() &&
-         at::globalContext().userEnabledMkldnn();
-}
-
-bool is_amd_cpu() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool amd = [] {
-    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
-    char vendor[13] = {};
-    std::memcpy(vendor, &ebx, 4);
-    std::memcpy(vendor + 4, &edx, 4);
-    std::memcpy(vendor + 8, &ecx, 4);
-    return std::strcmp(vendor, "AuthenticAMD") == 0;
-  }();
-  return amd;
-#else
-  return false;
-#endif
-}
 
 void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
   if (g.m == 0 || g.n == 0) return;

@@ -20,8 +20,6 @@ CpuGemmLibrary cpu_gemm_library();
 void set_cpu_gemm_library(CpuGemmLibrary library);
 CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
 std::string cpu_gemm_library_name(CpuGemmLibrary library);
-bool onednn_available();
-bool is_amd_cpu();
 
 void cpu_gemm(const GemmCall& call, const at::TensorOptions& options);
 at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b);
