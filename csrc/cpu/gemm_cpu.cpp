@@ -52,10 +52,22 @@ std::atomic<CpuGemmLibrary>& library_setting() {
   return setting;
 }
 
+// ATen's mkldnn_matmul refuses CPUs without AVX-512 BW/VL/DQ (AVX2-only ones such as AMD Zen 2
+// and 3), float32 included.
+bool cpu_runs_onednn_matmul() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool supported = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                                __builtin_cpu_supports("avx512dq");
+  return supported;
+#else
+  return false;
+#endif
+}
+
 // torch.backends.mkldnn.flags(enabled=False) turns it off here too.
 bool onednn_available() {
   return &at::native::mkldnn_matmul != nullptr && at::hasMKLDNN() &&
-         at::globalContext().userEnabledMkldnn();
+         at::globalContext().userEnabledMkldnn() && cpu_runs_onednn_matmul();
 }
 
 bool is_amd_cpu() {
