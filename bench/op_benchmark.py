@@ -416,12 +416,14 @@ def cpu_model() -> str:
 
 
 def cpu_vendor() -> str:
-    """intel, amd or the machine name: one result file per kind of CPU (MKL's speed differs by vendor)."""
+    """intel, amd or the machine name, plus ``_avx2`` on x86 CPUs without AVX-512: one result file
+    per kind of CPU (MKL's speed differs by vendor, and oneDNN's matmul needs AVX-512)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("vendor_id"):
                 vendor = line.split(":", 1)[1].strip()
-                return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+                name = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+                return name if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else f"{name}_avx2"
     return platform.machine().lower()
 
 
@@ -527,7 +529,7 @@ def parse_args(argv=None):
     p.add_argument("--deadline", type=float, help="start no new shape after this many seconds")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--out", default=str(HERE / "results"))
-    p.add_argument("--tag", help="output file stem (default op_cuda, or op_cpu_<vendor> (intel, amd): one "
+    p.add_argument("--tag", help="output file stem (default op_cuda, or op_cpu_<vendor> (intel, amd, amd_avx2): one "
                                  "file per kind of CPU; _quick appended with --quick)")
     p.add_argument("--no-report", action="store_true", help="write JSON only (report.py renders it)")
     args = p.parse_args(argv)

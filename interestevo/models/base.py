@@ -23,6 +23,22 @@ def _renamed_item_bias(state_dict, prefix, *_):
         state_dict[prefix + "items.bias"] = state_dict.pop(prefix + "item_bias")
 
 
+def item_logits(queries: torch.Tensor, vectors: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(..., K) dot products of ``queries`` (..., D) with item ``vectors`` (K, D), plus ``bias``
+    (K,), in one GEMM: the expression training, evaluation and serving share, so that their
+    scores are the same bits."""
+    return nn.functional.linear(queries, vectors, bias)
+
+
+def scoring_bias(bias: torch.Tensor, excluded: torch.Tensor | None = None) -> torch.Tensor:
+    """The item ``bias`` (K,) with -inf for the padding item 0 and the ``excluded`` items: a
+    score of -inf from inside the GEMM, so no pass over the (M, K) logits fills them, and their
+    backward copies nothing."""
+    if excluded is not None:
+        bias = bias.masked_fill(excluded, float("-inf"))
+    return bias.index_fill(0, torch.tensor([0], device=bias.device), float("-inf"))
+
+
 class SequenceRecommender(nn.Module):
     """Base class: an :class:`ItemEncoder` (item vectors and biases) and full-catalogue scoring.
 
@@ -72,12 +88,12 @@ class SequenceRecommender(nn.Module):
         """See the whole log before training (a model whose scores depend on what happens in the
         catalogue over time, such as item activity, keeps what it needs); nothing by default."""
 
-    def context_scores(self, queries: torch.Tensor, at: torch.Tensor, last_seen: torch.Tensor | None,
-                       items: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Score terms that depend on the request time ``at`` (unix seconds) and on when the user
-        last had each item (``last_seen``, see :class:`~interestevo.models.repeat.LastSeen`);
-        None: the model has no such terms."""
-        return None
+    def add_context(self, logits: torch.Tensor, queries: torch.Tensor, at: torch.Tensor,
+                    last_seen: torch.Tensor | None, items: torch.Tensor | None = None) -> torch.Tensor:
+        """``logits`` (M, K) plus the score terms that depend on the request time ``at`` (M,) unix
+        seconds and on when the user last had each item (``last_seen``, see
+        :class:`~interestevo.models.repeat.LastSeen`); unchanged for a model without such terms."""
+        return logits
 
     def score(self, queries: torch.Tensor, at: torch.Tensor | None = None,
               last_seen: torch.Tensor | None = None) -> torch.Tensor:
@@ -88,19 +104,15 @@ class SequenceRecommender(nn.Module):
         scores use them: see :attr:`needs_request_time`, :attr:`needs_history`). The padding item 0 scores -inf (and,
         in training, cold items: see :class:`ItemEncoder`)."""
         vectors, bias = self.items.lookup()
-        logits = queries @ vectors.t() + bias
-        logits = self.add_context_scores(logits, queries, at, last_seen)
-        excluded = self.items.excluded()
-        if excluded is not None:
-            return logits.masked_fill(excluded, float("-inf"))
-        return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
+        logits = item_logits(queries, vectors, scoring_bias(bias, self.items.excluded()))
+        return self.add_context_scores(logits, queries, at, last_seen)
 
     def score_items(self, queries: torch.Tensor, candidates: torch.Tensor, at: torch.Tensor | None = None,
                     last_seen: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) logits of ``candidates`` (M, K) or (K,) for ``queries`` (M, D): sampled softmax."""
         vectors, bias = self.items.lookup(candidates)
         if candidates.dim() == 1:
-            logits = queries @ vectors.t() + bias
+            logits = item_logits(queries, vectors, bias)
         else:
             logits = (vectors @ queries.unsqueeze(-1)).squeeze(-1) + bias
         logits = self.add_context_scores(logits, queries, at, last_seen, candidates)
@@ -108,7 +120,7 @@ class SequenceRecommender(nn.Module):
         return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))
 
     def add_context_scores(self, logits, queries, at, last_seen, items=None):
-        """``logits`` plus :meth:`context_scores` (the part of :meth:`score` after the dot products)."""
+        """``logits`` plus :meth:`add_context`'s terms (the part of :meth:`score` after the dot products)."""
         if at is None and (self.needs_request_time or self.needs_history):
             raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
         if last_seen is None and self.needs_history:
@@ -120,8 +132,8 @@ class SequenceRecommender(nn.Module):
         flat_items = items if items is None or items.dim() == 1 else items.reshape(len(rows), -1)
         flat_seen = None if last_seen is None else (
             last_seen.reshape(len(rows)) if isinstance(last_seen, SeenItems) else last_seen.reshape(len(rows), -1))
-        terms = self.context_scores(rows, at.reshape(-1), flat_seen, flat_items)
-        return logits if terms is None else logits + terms.reshape(logits.shape).to(logits.dtype)
+        flat = self.add_context(logits.reshape(len(rows), -1), rows, at.reshape(-1), flat_seen, flat_items)
+        return flat.reshape(logits.shape)
 
     @property
     def needs_request_time(self) -> bool:

@@ -104,31 +104,43 @@ class ItemActivity(nn.Module):
             counts = counts.gather(2, index.unsqueeze(1).expand(-1, len(WINDOWS), -1))
         return counts
 
-    def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """(M, K) score terms for ``queries`` (M, D) at times ``at`` (M,)."""
+    def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, K) score terms for ``queries`` (M, D) at times ``at`` (M,); with ``base`` (M, K)
+        logits, ``base`` plus the terms (float32 logits take them in the same pass over memory)."""
         weights = self.weights(queries)
         if items is not None:
-            return torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
+            terms = torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
+            return terms if base is None else base + terms.to(base.dtype)
         tables, origin, width = self._window_tables()
-        return _WeightedRows.apply(weights, tables, self._bins(at, tables, origin, width))
+        rows = self._bins(at, tables, origin, width)
+        if base is None or base.dtype != torch.float32:
+            terms = _WeightedRows.apply(weights, tables, rows, None)
+            return terms if base is None else base + terms.to(base.dtype)
+        return _WeightedRows.apply(weights, tables, rows, base)
 
 
 class _WeightedRows(torch.autograd.Function):
-    """``out[m] = weights[m] @ tables[rows[m]]`` ((M, F) @ (F, K) per row) in chunks of rows, so
-    that the (M, F, K) features are never held whole: the backward gathers them again. Float32
-    whatever autocast says (the tables are float32; only their rows are read)."""
+    """``out[m] = base[m] + weights[m] @ tables[rows[m]]`` ((M, F) @ (F, K) per row; no ``base``:
+    zero) in chunks of rows, so that the (M, F, K) features are never held whole: the backward
+    gathers them again. Float32 whatever autocast says (the tables are float32; only their rows
+    are read)."""
 
     CHUNK = 256
 
     @staticmethod
-    def forward(ctx, weights, tables, rows):
+    def forward(ctx, weights, tables, rows, base):
         ctx.save_for_backward(weights, tables, rows)
         out = torch.empty(len(rows), tables.shape[2], device=tables.device)
         with torch.autocast(tables.device.type, enabled=False):
             for lo in range(0, len(rows), _WeightedRows.CHUNK):
                 chunk = slice(lo, lo + _WeightedRows.CHUNK)
-                torch.bmm(weights[chunk].float().unsqueeze(1), tables.index_select(0, rows[chunk]),
-                          out=out[chunk].unsqueeze(1))
+                features = tables.index_select(0, rows[chunk])
+                if base is None:
+                    torch.bmm(weights[chunk].float().unsqueeze(1), features, out=out[chunk].unsqueeze(1))
+                else:
+                    torch.baddbmm(base[chunk].unsqueeze(1), weights[chunk].float().unsqueeze(1), features,
+                                  out=out[chunk].unsqueeze(1))
         return out
 
     @staticmethod
@@ -140,4 +152,4 @@ class _WeightedRows(torch.autograd.Function):
                 chunk = slice(lo, lo + _WeightedRows.CHUNK)
                 torch.bmm(tables.index_select(0, rows[chunk]), grad_out[chunk].float().unsqueeze(2),
                           out=grad[chunk].unsqueeze(2))
-        return grad.to(weights.dtype), None, None
+        return grad.to(weights.dtype), None, None, grad_out if ctx.needs_input_grad[3] else None

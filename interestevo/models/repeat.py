@@ -25,26 +25,31 @@ class RepeatScores(nn.Module):
         self.uses_time = use_time
         self.bias = nn.Parameter(torch.zeros(ELAPSED_BUCKETS))
 
-    def forward(self, at: torch.Tensor, last_seen, items: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, at: torch.Tensor, last_seen, items: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K) terms at times ``at`` (M,) from ``last_seen``, a :class:`SeenItems` of M rows or
         an (M, num_items + 1) int64 tensor of unix seconds (-1: never), for ``items`` (K,) or
-        (M, K), or the whole catalogue."""
+        (M, K), or the whole catalogue; with ``base`` (M, K) logits, ``base`` plus the terms
+        (added where a user had an item only, not through a dense table of mostly zeros)."""
         seen = last_seen if isinstance(last_seen, SeenItems) else SeenItems.from_dense(last_seen)
         if items is not None:  # candidates: their times, from the rows' dense table, in their columns
             dense = seen.dense().reshape(-1, seen.num_items + 1)
             times = dense.gather(1, items.expand(len(dense), -1) if items.dim() == 1 else items)
             rows, cols = torch.nonzero(times >= 0, as_tuple=True)
-            return self._terms(at, rows, cols, times[rows, cols], times.shape)
-        return self._terms(at, seen.rows, seen.items, seen.times, (seen.shape.numel(), seen.num_items + 1))
+            return self._terms(at, rows, cols, times[rows, cols], times.shape, base)
+        return self._terms(at, seen.rows, seen.items, seen.times, (seen.shape.numel(), seen.num_items + 1), base)
 
-    def _terms(self, at, rows, cols, times, shape) -> torch.Tensor:
+    def _terms(self, at, rows, cols, times, shape, base) -> torch.Tensor:
         if self.uses_time:
             # floor(log2(1 + elapsed)) as the float's exponent: exact for the integers seconds are.
             elapsed = (at.reshape(-1)[rows] - times).clamp(min=0).double()
             bucket = (torch.frexp(elapsed + 1.0).exponent - 1).clamp(max=ELAPSED_BUCKETS - 1)
         else:
             bucket = torch.zeros_like(rows)
-        return self.bias.new_zeros(shape).index_put((rows, cols), self.bias[bucket])
+        if base is None:
+            return self.bias.new_zeros(shape).index_put((rows, cols), self.bias[bucket])
+        # (row, item) pairs are unique, so accumulating adds each term once
+        return base.index_put((rows, cols), self.bias[bucket].to(base.dtype), accumulate=True)
 
 
 class SeenItems:

@@ -61,11 +61,12 @@ class TimeLSTMRec(SequenceRecommender):
         if self.activity is not None:
             self.activity.observe(inter.item, inter.timestamp)
 
-    def context_scores(self, queries, at, last_seen, items=None):
-        terms = [] if self.activity is None else [self.activity(queries, at, items)]
+    def add_context(self, logits, queries, at, last_seen, items=None):
+        if self.activity is not None:
+            logits = self.activity(queries, at, items, base=logits)
         if self.repeat is not None:
-            terms.append(self.repeat(at, last_seen, items))
-        return sum(terms) if terms else None
+            logits = self.repeat(at, last_seen, items, base=logits)
+        return logits
 
     def initial_state(self, batch_size: int, device=None) -> State:
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)

@@ -18,6 +18,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..data.timestamps import unit_seconds
 from ..models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
+from ..models.base import item_logits, scoring_bias
 from .popularity import PopularityTimeline
 from .store import Changes, Snapshot, StoredEvent, UserRecord, UserStore, last_times
 from .tracker import _key, advance, event_rounds, last_seen_rows, time_gaps, top_items
@@ -63,7 +64,8 @@ class ServedModel:
             # Item vectors only change with the weights: computed once, not per request (the same
             # expression as SequenceRecommender.score, so the scores are the same bits).
             with torch.no_grad():
-                self._item_table = tuple(t.detach() for t in self.model.items.lookup())
+                vectors, bias = self.model.items.lookup()
+                self._item_table = (vectors.detach(), scoring_bias(bias.detach(), self.model.items.excluded()))
         categories = self.model.items.categories
         self._categories_of = None
         if categories is not None and self.category_names is not None:  # once, not per answer
@@ -99,8 +101,7 @@ class ServedModel:
         if self._item_table is None:
             return self.model.score(queries, at, last_seen)
         vectors, bias = self._item_table
-        logits = self.model.add_context_scores(queries @ vectors.t() + bias, queries, at, last_seen)
-        return logits.index_fill(-1, torch.tensor([0], device=logits.device), float("-inf"))
+        return self.model.add_context_scores(item_logits(queries, vectors, bias), queries, at, last_seen)
 
     @property
     def needs_seen(self) -> bool:

@@ -271,8 +271,44 @@ def test_item_activity_rows_in_chunks_equal_the_whole_feature_product():
     weights = torch.randn(600, 4, requires_grad=True)  # more rows than one chunk
     tables, rows = torch.rand(30, 4, 50), torch.randint(0, 30, (600,))
     expected = torch.einsum("mf,mfk->mk", weights, tables[rows])
-    got = _WeightedRows.apply(weights, tables, rows)
+    got = _WeightedRows.apply(weights, tables, rows, None)
     torch.testing.assert_close(got, expected)
     grad = torch.randn_like(expected)
     torch.testing.assert_close(torch.autograd.grad(got, weights, grad)[0],
                                torch.autograd.grad(expected, weights, grad)[0])
+
+
+def test_item_activity_rows_added_to_logits_equal_logits_plus_the_terms():
+    from interestevo.models.item_activity import _WeightedRows
+
+    weights = torch.randn(300, 4, requires_grad=True)
+    base = torch.randn(300, 50, requires_grad=True)
+    tables, rows = torch.rand(30, 4, 50), torch.randint(0, 30, (300,))
+    expected = base + torch.einsum("mf,mfk->mk", weights, tables[rows])
+    got = _WeightedRows.apply(weights, tables, rows, base)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    for ours, theirs in zip(torch.autograd.grad(got, (weights, base), grad),
+                            torch.autograd.grad(expected, (weights, base), grad)):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_repeat_terms_added_to_logits_equal_logits_plus_the_dense_terms():
+    from interestevo.models.repeat import RepeatScores
+
+    repeat = RepeatScores()
+    with torch.no_grad():
+        repeat.bias.copy_(torch.randn(repeat.bias.shape))
+    last_seen = torch.full((6, 9), -1, dtype=torch.int64)
+    last_seen[0, 3], last_seen[2, 1], last_seen[2, 8], last_seen[5, 3] = 5, 100, 7, 1_000_000
+    at = torch.full((6,), 2_000_000)
+    base = torch.randn(6, 9, requires_grad=True)
+    for items in (None, torch.tensor([3, 1, 8])):
+        plain = base if items is None else base[:, :3]
+        expected = plain + repeat(at, last_seen, items)
+        got = repeat(at, last_seen, items, base=plain)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        grad = torch.randn_like(expected)
+        for ours, theirs in zip(torch.autograd.grad(got, (base, repeat.bias), grad),
+                                torch.autograd.grad(expected, (base, repeat.bias), grad)):
+            torch.testing.assert_close(ours, theirs)
