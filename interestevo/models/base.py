@@ -88,6 +88,10 @@ class SequenceRecommender(nn.Module):
         """See the whole log before training (a model whose scores depend on what happens in the
         catalogue over time, such as item activity, keeps what it needs); nothing by default."""
 
+    def prepare_scoring(self) -> None:
+        """Build now what scoring caches (e.g. item-activity tables, seconds on a large log), so a
+        service's first request after loading does not wait for it; nothing by default."""
+
     def add_context(self, logits: torch.Tensor, queries: torch.Tensor, at: torch.Tensor,
                     last_seen: torch.Tensor | None, items: torch.Tensor | None = None) -> torch.Tensor:
         """``logits`` (M, K) plus the score terms that depend on the request time ``at`` (M,) unix

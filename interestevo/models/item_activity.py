@@ -38,7 +38,7 @@ class ItemActivity(nn.Module):
         self.weights = nn.Linear(embedding_size, len(WINDOWS))
         nn.init.zeros_(self.weights.weight)
         nn.init.zeros_(self.weights.bias)
-        self._table: tuple[torch.Tensor, int, int] | None = None  # see _window_tables
+        self._table: tuple[torch.Tensor, int, int] | None = None  # see tables
         self._register_load_state_dict_pre_hook(self._take_saved_events)
 
     @torch.no_grad()
@@ -61,7 +61,7 @@ class ItemActivity(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
         self._table = None
 
-    def _window_tables(self) -> tuple[torch.Tensor, int, int]:
+    def tables(self) -> tuple[torch.Tensor, int, int]:
         """((bins + 1, len(WINDOWS), num_items + 1) log counts of each window ending at each bin
         start, origin, bin width): computed once per set of events, so a score is a row lookup
         (rows contiguous: one copy per query)."""
@@ -97,7 +97,7 @@ class ItemActivity(nn.Module):
     def features(self, at: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, len(WINDOWS), K) log counts at times ``at`` (M,) of ``items`` (K,) or (M, K), or
         (M, len(WINDOWS), num_items + 1) of the whole catalogue."""
-        tables, origin, width = self._window_tables()
+        tables, origin, width = self.tables()
         counts = tables.index_select(0, self._bins(at, tables, origin, width))
         if items is not None:
             index = items.expand(len(counts), -1) if items.dim() == 1 else items
@@ -112,7 +112,7 @@ class ItemActivity(nn.Module):
         if items is not None:
             terms = torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
             return terms if base is None else base + terms.to(base.dtype)
-        tables, origin, width = self._window_tables()
+        tables, origin, width = self.tables()
         rows = self._bins(at, tables, origin, width)
         if base is None or base.dtype != torch.float32:
             terms = _WeightedRows.apply(weights, tables, rows, None)

@@ -61,6 +61,10 @@ class TimeLSTMRec(SequenceRecommender):
         if self.activity is not None:
             self.activity.observe(inter.item, inter.timestamp)
 
+    def prepare_scoring(self) -> None:
+        if self.activity is not None:
+            self.activity.tables()
+
     def add_context(self, logits, queries, at, last_seen, items=None):
         if self.activity is not None:
             logits = self.activity(queries, at, items, base=logits)

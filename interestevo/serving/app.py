@@ -33,6 +33,8 @@ log = logging.getLogger("interestevo.serving")
 # ------------------------------------------------------------------------- request models
 def parse_time(value) -> int:
     """Unix seconds (a number, or its text) or an ISO-8601 datetime; naive ones are UTC."""
+    if type(value) is int and MIN_SECONDS <= value <= MAX_SECONDS:  # the common case, without numpy
+        return value
     if isinstance(value, bool):
         raise ValueError("expected unix seconds or an ISO-8601 datetime, got a boolean")
     if isinstance(value, str):
@@ -54,6 +56,8 @@ def parse_time(value) -> int:
 
 def id_text(value) -> str:
     """A user or item id: a non-empty string or an integer, matched by its text as in InterestTracker."""
+    if type(value) is str and 0 < len(value) <= 200:
+        return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"expected a string or integer id, got {'null' if value is None else type(value).__name__}")
     text = str(value)
@@ -309,11 +313,12 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(401, "missing or wrong API key (send Authorization: Bearer KEY)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    # async, so FastAPI runs them on the event loop instead of handing each one to a thread pool
+    async def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
         if settings.api_keys:
             check_key(authorization)
 
-    def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
         if settings.api_keys and not settings.public_reads:
             check_key(authorization)
 

@@ -60,6 +60,7 @@ class ServedModel:
         self.scale = unit_seconds(self.dt_unit)
         self.state_shapes = [tuple(s.shape) for s in self.model.initial_state(1)]
         self._item_table = None
+        self.model.prepare_scoring()
         if type(self.model).score is SequenceRecommender.score:
             # Item vectors only change with the weights: computed once, not per request (the same
             # expression as SequenceRecommender.score, so the scores are the same bits).

@@ -198,14 +198,16 @@ class SQLiteStore(UserStore):
         return out
 
     def _known_ids(self, event_ids: dict[str, list[str]]) -> dict[str, set[str]]:
-        known = {}
-        for user, ids in event_ids.items():
-            found = set()
-            for chunk in _chunks(list(ids), 500):
-                marks = ",".join("?" * len(chunk))
-                found.update(row[0] for row in self._db.execute(
-                    f"SELECT event_id FROM events WHERE user = ? AND event_id IN ({marks})", [user, *chunk]))
-            known[user] = found
+        known = {user: set() for user in event_ids}
+        pairs = [(user, event_id) for user, ids in event_ids.items() for event_id in ids]
+        for chunk in _chunks(pairs, 250):  # 2 parameters a pair, within SQLite's limit
+            # One lookup in the (user, event_id) index per pair (CROSS JOIN keeps this order).
+            values = ",".join(["(?, ?)"] * len(chunk))
+            for user, event_id in self._db.execute(
+                    f"SELECT e.user, e.event_id FROM (VALUES {values}) AS asked CROSS JOIN events AS e "
+                    "ON e.user = asked.column1 AND e.event_id = asked.column2 AND e.event_id IS NOT NULL",
+                    [value for pair in chunk for value in pair]):
+                known[user].add(event_id)
         return known
 
     def events(self, user, last=None):
