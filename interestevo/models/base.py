@@ -27,6 +27,10 @@ def item_logits(queries: torch.Tensor, vectors: torch.Tensor, bias: torch.Tensor
     """(..., K) dot products of ``queries`` (..., D) with item ``vectors`` (K, D), plus ``bias``
     (K,), in one GEMM: the expression training, evaluation and serving share, so that their
     scores are the same bits."""
+    if torch.is_autocast_enabled(queries.device.type):
+        # A lower-precision product plus the float32 bias gives float32 logits: rankings over a
+        # large catalogue need float32's resolution (F.linear would keep them in bfloat16).
+        return queries @ vectors.t() + bias
     return nn.functional.linear(queries, vectors, bias)
 
 

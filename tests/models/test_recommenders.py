@@ -312,3 +312,14 @@ def test_repeat_terms_added_to_logits_equal_logits_plus_the_dense_terms():
         for ours, theirs in zip(torch.autograd.grad(got, (base, repeat.bias), grad),
                                 torch.autograd.grad(expected, (base, repeat.bias), grad)):
             torch.testing.assert_close(ours, theirs)
+
+
+def test_scores_stay_float32_under_bfloat16_autocast():
+    """Rankings over the catalogue need float32 resolution: the product may run in bfloat16, the
+    logits (bias, padding at -inf) are float32, as without autocast up to the product's rounding."""
+    model = build_model("lstm", NUM_ITEMS, ModelConfig(embedding_size=8, hidden_size=8)).eval()
+    queries = torch.randn(3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.score(queries)
+    assert logits.dtype == torch.float32 and torch.isneginf(logits[:, 0]).all()
+    torch.testing.assert_close(logits[:, 1:], model.score(queries)[:, 1:], rtol=0.05, atol=0.05)
