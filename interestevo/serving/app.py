@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,7 @@ class ServiceSettings:
     batch_window_s: float = 0.002
     max_batch: int = 256
     recompute_chunk: int = 512  # users per transaction when a reload recomputes states
+    processes: int = 1  # serve --workers: with more, a reload restarts every process (SIGHUP to the parent)
 
 
 def read_api_keys(path: str | Path) -> tuple[str, ...]:
@@ -376,13 +378,29 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/v1/admin/reload", dependencies=[Depends(write_access)])
     async def reload(body: Annotated[ReloadIn | None, Body()] = None):
         body = body or ReloadIn()
+        if settings.processes > 1:
+            return restart_processes(body)
         return await service.reload(body.run, body.model)
+
+    def restart_processes(body: ReloadIn) -> JSONResponse:
+        """With several processes, each one must load the checkpoint: uvicorn's supervisor replaces
+        them one at a time on SIGHUP (each new one loads the newest checkpoint; a state computed by
+        the old weights is recomputed when its user is next touched)."""
+        served = service.engine.served
+        if (body.run is not None and Path(body.run).resolve() != served.run.resolve()) or \
+                body.model not in (None, served.name):
+            raise HTTPException(422, f"with {settings.processes} service processes a reload serves the newest "
+                                     f"checkpoint of {served.name} in {served.run}; restart serve for another "
+                                     "run or model")
+        os.kill(os.getppid(), signal.SIGHUP)
+        return JSONResponse({"model": served.name, "run": str(served.run), "processes": settings.processes,
+                             "restarting": True, "previous_fingerprint": served.fingerprint}, status_code=202)
 
     @app.get("/healthz")
     async def healthz():
         served = service.engine.served
         return {"status": "ok", "model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
-                "store": service.engine.store.url.split("@")[-1]}
+                "store": service.engine.store.url.split("@")[-1], "pid": os.getpid()}
 
     @app.get("/metrics", dependencies=[Depends(read_access)])
     async def metrics():

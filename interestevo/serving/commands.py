@@ -6,8 +6,10 @@ command runs, so the CLI works without the ``serve`` extra.
 from __future__ import annotations
 
 import gc
-
+import inspect
+import json
 import logging
+import os
 from pathlib import Path
 
 from ..cli import bounded
@@ -39,6 +41,10 @@ def add_commands(commands) -> None:
     serve.add_argument("--torch-threads", type=_positive, default=1,
                        help="intra-op threads of the model (default: %(default)s: requests are small batches, and "
                             "several service processes share the cores better this way)")
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="service processes on the one port, sharing the store (default: %(default)s). With "
+                            "more than one, reload (SIGHUP to the main process, or POST /v1/admin/reload) "
+                            "replaces each process by one with the run's newest checkpoint, one at a time")
     serve.set_defaults(handler=run_serve)
 
     forget = commands.add_parser("forget", help="erase a user from a run's serving state (trackers, serving.db)")
@@ -64,42 +70,84 @@ _positive = bounded(int, lambda v: v >= 1, "a positive integer")
 _positive_float = bounded(float, lambda v: 0 < v < float("inf"), "a positive finite number")
 
 
+#: how ``run_serve`` hands its arguments to the worker processes of ``--workers N``
+WORKER_SETTINGS_ENV = "INTERESTEVO_SERVE_WORKER"
+
+
 def run_serve(args) -> int:
     try:
         import uvicorn
 
-        from .app import Service, ServiceSettings, create_app, read_api_keys
+        from .app import read_api_keys
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
                          f"pip install \"interestevo[serve]\"") from None
-    import torch
-
-    from .engine import ServingEngine, load_served_model
     from .store import open_store
-
-    torch.set_num_threads(args.torch_threads)
 
     if not 0 <= args.batch_window_ms <= 1000:
         raise ValueError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")
-    keys = read_api_keys(args.api_key_file) if args.api_key_file else ()
-    if args.public_reads and not keys:
+    if args.api_key_file:
+        read_api_keys(args.api_key_file)  # a bad file fails here, before any model loads
+    elif args.public_reads:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
     run = Path(args.run)
     if not (run / "config.json").is_file():
         raise ValueError(f"{run} is not a run directory (no config.json)")
-    store = open_store(args.store, default_path=run / "serving.db")  # a wrong URL fails before the model loads
-    served = load_served_model(run, args.model)
-    settings = ServiceSettings(api_keys=keys, public_reads=args.public_reads, max_body_bytes=args.max_body_bytes,
-                               batch_window_s=args.batch_window_ms / 1000)
-    app = create_app(Service(ServingEngine(served, store), settings))
-    log.info("serving %s of %s (weights %s) on http://%s:%d with store %s", served.name, run, served.fingerprint,
-             args.host, args.port, store.url.split("@")[-1])
-    # The model, catalogue and store objects live as long as the process: keep them out of the
-    # cyclic garbage collector's passes, whose pauses would show in the latency tail.
+    open_store(args.store, default_path=run / "serving.db").close()  # a wrong URL fails before the model loads
+    settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
+                                                    "max_body_bytes", "batch_window_ms", "torch_threads",
+                                                    "workers")}
+    if args.workers == 1:
+        app = build_app(settings)
+        # The model, catalogue and store objects live as long as the process: keep them out of the
+        # cyclic garbage collector's passes, whose pauses would show in the latency tail.
+        gc.collect()
+        gc.freeze()
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        return 0
+    from .engine import best_model_name
+
+    if settings["model"] is None:  # every process serves the same model, even if metrics.json changes
+        settings["model"] = best_model_name(run)
+    log.info("starting %d service processes on http://%s:%d", args.workers, args.host, args.port)
+    os.environ[WORKER_SETTINGS_ENV] = json.dumps(settings)
+    options = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:  # uvicorn >= 0.35
+        options["timeout_worker_healthcheck"] = 600  # a process is ready once its model has loaded
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+                log_level="warning", access_log=False, **options)
+    return 0
+
+
+def build_app(settings: dict):
+    """The service's app for ``serve``'s settings (one process's model, engine and store)."""
+    import torch
+
+    from .app import Service, ServiceSettings, create_app, read_api_keys
+    from .engine import ServingEngine, load_served_model
+    from .store import open_store
+
+    torch.set_num_threads(settings["torch_threads"])
+    run = Path(settings["run"])
+    keys = read_api_keys(settings["api_key_file"]) if settings["api_key_file"] else ()
+    store = open_store(settings["store"], default_path=run / "serving.db")
+    served = load_served_model(run, settings["model"])
+    service_settings = ServiceSettings(api_keys=keys, public_reads=settings["public_reads"],
+                                       max_body_bytes=settings["max_body_bytes"],
+                                       batch_window_s=settings["batch_window_ms"] / 1000,
+                                       processes=settings["workers"])
+    log.info("serving %s of %s (weights %s) with store %s", served.name, run, served.fingerprint,
+             store.url.split("@")[-1])
+    return create_app(Service(ServingEngine(served, store), service_settings))
+
+
+def worker_app():
+    """The app of one process of ``serve --workers N`` (uvicorn's factory, in each process)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app = build_app(json.loads(os.environ[WORKER_SETTINGS_ENV]))
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
+    return app
 
 
 def run_forget(args) -> int:
