@@ -98,11 +98,8 @@ def run_serve(args) -> int:
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
     if args.workers == 1:
-        app = build_app(settings)
-        # The model, catalogue and store objects live as long as the process: keep them out of the
-        # cyclic garbage collector's passes, whose pauses would show in the latency tail.
-        gc.collect()
-        gc.freeze()
+        app = _started(build_app(settings))
+        log.info("listening on http://%s:%d", args.host, args.port)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
         return 0
     from .engine import best_model_name
@@ -144,7 +141,13 @@ def build_app(settings: dict):
 def worker_app():
     """The app of one process of ``serve --workers N`` (uvicorn's factory, in each process)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    app = build_app(json.loads(os.environ[WORKER_SETTINGS_ENV]))
+    return _started(build_app(json.loads(os.environ[WORKER_SETTINGS_ENV])))
+
+
+def _started(app):
+    """``app``, once the objects made at start-up (model, catalogue, store: they live as long as the
+    process) are out of the cyclic garbage collector's passes, whose pauses would show in the
+    latency tail."""
     gc.collect()
     gc.freeze()
     return app
