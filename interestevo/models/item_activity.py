@@ -111,13 +111,13 @@ class ItemActivity(nn.Module):
         weights = self.weights(queries)
         if items is not None:
             terms = torch.bmm(weights.unsqueeze(1), self.features(at, items).to(weights.dtype)).squeeze(1)
-            return terms if base is None else base + terms.to(base.dtype)
-        tables, origin, width = self.tables()
-        rows = self._bins(at, tables, origin, width)
-        if base is None or base.dtype != torch.float32:
+        else:
+            tables, origin, width = self.tables()
+            rows = self._bins(at, tables, origin, width)
+            if base is not None and base.dtype == torch.float32:
+                return _WeightedRows.apply(weights, tables, rows, base)
             terms = _WeightedRows.apply(weights, tables, rows, None)
-            return terms if base is None else base + terms.to(base.dtype)
-        return _WeightedRows.apply(weights, tables, rows, base)
+        return terms if base is None else base + terms.to(base.dtype)
 
 
 class _WeightedRows(torch.autograd.Function):
