@@ -1,7 +1,8 @@
 // The sequence driver: one layer over all time steps, shared by every device.
 //
-// Forward: one GEMM projects the inputs of all steps; per step, the recurrent GEMM(s) add into
-// that buffer and ONE pointwise step turns it into activated gates and the new state.
+// Forward: one GEMM projects the inputs of all steps (or each step its own, where the backend's
+// small products are as fast); per step, the recurrent GEMM(s) add into that buffer and ONE
+// pointwise step turns it into activated gates and the new state.
 // Backward: per step one pointwise step and the recurrent GEMM(s); the weight and input gradients
 // are a few large GEMMs over all steps after the loop.
 #include "time_lstm.h"
@@ -132,8 +133,7 @@ void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
         .make_tensor();
   };
   const Tensor a = view(call.a, call.m, call.k, call.lda);
-  const Tensor b = call.transpose_b ? view(call.b, call.n, call.k, call.ldb).t()
-                                    : view(call.b, call.k, call.n, call.ldb);
+  const Tensor b = view(call.b, call.k, call.n, call.ldb);
   Tensor c = view(call.c, call.m, call.n, call.ldc);
   if (call.beta == 0.0) {
     at::mm_out(c, a, b);
@@ -175,7 +175,14 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   // The input projection of all steps in one GEMM; each step then adds W_hh h in place and the
   // pointwise step (which adds the biases, saving a broadcast copy) overwrites the
   // pre-activations with the activated gates.
-  Tensor gates = backend.matmul(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
+  // Or, where the backend's per-step products are as fast, each step projects its own inputs.
+  const bool project_per_step =
+      backend.projects_inputs_per_step != nullptr && backend.projects_inputs_per_step(kind.dtype);
+  const bool one_step_of_gates = project_per_step && !save;  // inference keeps no gates
+  Tensor gates = project_per_step
+                     ? at::empty({one_step_of_gates ? 1 : T, B, 4 * H}, opts)
+                     : backend.matmul(input.reshape({T * B, I}), weight_ih.t()).view({T, B, 4 * H});
+  const Tensor w_ih_t = project_per_step ? weight_ih.t().contiguous() : Tensor();
   const Tensor bias_c = bias.has_value() ? bias->contiguous() : Tensor();
   const Tensor bias_decomp_c = decomp && bias_decomp.has_value() ? bias_decomp->contiguous() : Tensor();
   const int64_t state_steps = save ? T + 1 : 2, period = save ? 0 : 2;
@@ -187,9 +194,12 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   hiddens[0].copy_(h0);
   cells[0].copy_(c0);
   const Tensor rate = decay_rates(decay_rate, decay_mode, at::toOpMathType(kind.dtype));
-  const Tensor w_hh = weight_hh.contiguous();
-  const Tensor w_d = decomp ? weight_decomp->contiguous() : Tensor();
-  const StepBuffer gates_at(gates, B, 4 * H), hiddens_at(hiddens, B, H, period),
+  // Transposed once for all steps: every GEMM library takes B = W^T as a plain K x N matrix, and
+  // oneDNN's micro-kernel takes nothing else.
+  const Tensor w_hh_t = weight_hh.t().contiguous();
+  const Tensor w_d_t = decomp ? weight_decomp->t().contiguous() : Tensor();
+  const StepBuffer input_at(input, B, I), gates_at(gates, B, 4 * H, one_step_of_gates ? 1 : 0),
+      hiddens_at(hiddens, B, H, period),
       cells_at(cells, B, H, period), output_at(output, B, H),
       short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1),
       s_pre_at(s_pre, B, H, 1);
@@ -197,13 +207,19 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     for (int64_t t = 0; t < T; ++t) {
-      // gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
-      backend.gemm({hiddens_at.at(t, b0), H, w_hh.const_data_ptr(), H, true, gates_at.at(t, b0),
-                    4 * H, rows, 4 * H, H, 1.0},
-                   opts);
+      // [gates_t = x_t W_ih^T;]  gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
+      if (project_per_step) {
+        backend.gemm({input_at.at(t, b0), I, w_ih_t.const_data_ptr(), 4 * H, gates_at.at(t, b0),
+                      4 * H, rows, 4 * H, I, 0.0},
+                     opts);
+      }
+      backend.gemm(
+          {hiddens_at.at(t, b0), H, w_hh_t.const_data_ptr(), 4 * H, gates_at.at(t, b0), 4 * H, rows,
+           4 * H, H, 1.0},
+          opts);
       if (decomp) {
-        backend.gemm({cells_at.at(t, b0), H, w_d.const_data_ptr(), H, true, s_pre_at.at(t, b0), H,
-                      rows, H, H, 0.0},
+        backend.gemm({cells_at.at(t, b0), H, w_d_t.const_data_ptr(), H, s_pre_at.at(t, b0), H, rows,
+                      H, H, 0.0},
                      opts);
       }
       StepForward step{gates_at.at(t, b0),
@@ -327,11 +343,11 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
                         H};
       backend.backward_step(step, kind);
       // dh_{t-1} += dz_t W_hh;  dc_{t-1} += ds_pre_t W_d
-      backend.gemm({dz_at.at(t, b0), 4 * H, w_hh.const_data_ptr(), H, false, dh_before, H, rows, H,
+      backend.gemm({dz_at.at(t, b0), 4 * H, w_hh.const_data_ptr(), H, dh_before, H, rows, H,
                     4 * H, 1.0},
                    opts);
       if (decomp) {
-        backend.gemm({ds_pre_at.at(t, b0), H, w_d.const_data_ptr(), H, false, dc_before, H, rows,
+        backend.gemm({ds_pre_at.at(t, b0), H, w_d.const_data_ptr(), H, dc_before, H, rows,
                       H, H, 1.0},
                      opts);
       }

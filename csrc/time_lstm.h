@@ -59,14 +59,13 @@ struct StepBackward {
   int64_t step, batch, hidden;
 };
 
-// C (m x n) = beta * C + A (m x k) * op(B), all row-major with leading dimensions; op(B) is
-// B^T for B of shape (n x k) when transpose_b, else B (k x n). The recurrent products of each step.
+// C (m x n) = beta * C + A (m x k) * B (k x n), all row-major with leading dimensions: the
+// recurrent products of each step.
 struct GemmCall {
   const void* a;
   int64_t lda;
   const void* b;
   int64_t ldb;
-  bool transpose_b;
   void* c;
   int64_t ldc;
   int64_t m, n, k;
@@ -83,6 +82,9 @@ struct PointwiseBackend {
   void (*gemm)(const GemmCall&, const at::TensorOptions&);
   at::Tensor (*matmul)(const at::Tensor& a, const at::Tensor& b);  // the large products, a @ b
   void (*for_row_blocks)(int64_t rows, RowBlockFn fn);
+  // Whether the per-step products of this dtype run as fast as one large product: then each step
+  // also projects its own inputs, while its rows of the gates are still in cache. May be null.
+  bool (*projects_inputs_per_step)(at::ScalarType dtype);
 };
 
 // One block of all rows: the GPU parallelises inside each step's kernel.

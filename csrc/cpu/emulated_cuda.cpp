@@ -53,7 +53,7 @@ void emulated_backward_step(const StepBackward& st, const CellKind& kind) {
 const PointwiseBackend& emulated_cuda_backend() {
   // aten_gemm, as the CUDA backend uses
   static const PointwiseBackend backend{emulated_forward_step, emulated_backward_step, aten_gemm, aten_matmul,
-                                        whole_batch};
+                                        whole_batch, nullptr};
   return backend;
 }
 

@@ -22,6 +22,7 @@ CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
 std::string cpu_gemm_library_name(CpuGemmLibrary library);
 
 void cpu_gemm(const GemmCall& call, const at::TensorOptions& options);
+bool cpu_gemm_is_fast_per_step(at::ScalarType dtype);
 at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace interestevo

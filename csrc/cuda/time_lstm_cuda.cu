@@ -52,7 +52,7 @@ void cuda_backward_step(const StepBackward& st, const CellKind& kind) {
 
 const PointwiseBackend& cuda_backend() {
   static const PointwiseBackend backend{cuda_forward_step, cuda_backward_step, aten_gemm, aten_matmul,
-                                        whole_batch};
+                                        whole_batch, nullptr};
   return backend;
 }
 
