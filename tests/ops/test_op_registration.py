@@ -132,6 +132,21 @@ def test_nan_is_propagated_not_hidden(dtype):
     assert torch.isnan(output[1:, 0]).all() and not torch.isnan(output[:, 1]).any()
 
 
+@pytest.mark.parametrize("gate", ["input", "forget", "candidate", "output"])
+@pytest.mark.parametrize("decay,decomposition", MODES)
+def test_nan_in_one_gate_reaches_the_output(gate, decay, decomposition):
+    """A NaN weight in any one gate's row makes that unit's output NaN, as in nn.LSTM: no gate's
+    activation may turn NaN into a number (the CPU's fast tanh once gave tanh(NaN) = 1)."""
+    module = TimeLSTM(4, 19, decay=decay, decomposition=decomposition)  # odd H: a SIMD tail
+    unit = 17
+    with torch.no_grad():
+        module.weight_ih_l0[["input", "forget", "candidate", "output"].index(gate) * 19 + unit] = float("nan")
+    output, _ = module(torch.ones(3, 2, 4), dt=torch.ones(3, 2))
+    assert torch.isnan(output[:, :, unit]).all()
+    if gate == "output":  # the other units see the NaN only through h at the next step
+        assert not torch.isnan(output[0, :, :unit]).any()
+
+
 def test_op_checks_parameter_shapes():
     args = list(op_arguments("exp", True, dtype=torch.float32))
     args[7] = torch.zeros(5)  # bias must be (4H,)
