@@ -416,14 +416,19 @@ def cpu_model() -> str:
 
 
 def cpu_vendor() -> str:
-    """intel, amd or the machine name, plus ``_avx2`` on x86 CPUs without AVX-512: one result file
-    per kind of CPU (MKL's speed differs by vendor, and oneDNN's matmul needs AVX-512)."""
+    """intel, amd (Zen 4), amd_zen5 or the machine name, plus ``_avx2`` on x86 CPUs without
+    AVX-512: one result file per kind of CPU (MKL's speed differs by vendor, oneDNN's matmul needs
+    AVX-512, and Zen 5 runs AVX-512 at full width where Zen 4 splits it in two)."""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                vendor = line.split(":", 1)[1].strip()
-                name = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
-                return name if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else f"{name}_avx2"
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ":" in line)
+        info = {key.strip(): value.strip() for key, value in info.items()}
+        vendor = info.get("vendor_id", "")
+        if vendor:
+            name = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+            if name == "amd" and int(info.get("cpu family", "0")) >= 26:
+                name = "amd_zen5"
+            return name if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else f"{name}_avx2"
     return platform.machine().lower()
 
 

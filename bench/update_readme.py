@@ -4,7 +4,7 @@ README.md between the markers ``<!-- bench:start -->`` and ``<!-- bench:end -->`
     python bench/update_readme.py            # SUMMARY.md, and README.md when it has the markers
     python bench/update_readme.py --check    # exit 1 if README.md's section is not up to date
 
-Only the canonical runs are used (op_cpu_intel.json, op_cpu_amd.json, op_cpu_amd_avx2.json, op_cuda.json, pipeline_cpu.json,
+Only the canonical runs are used (op_cpu_intel.json, op_cpu_amd.json, op_cpu_amd_zen5.json, op_cpu_amd_avx2.json, op_cuda.json, pipeline_cpu.json,
 whichever exist), never --quick or ad-hoc ones, so the README shows what `python bench/op_benchmark.py --device cpu`,
 `bash bench/gpu_check.sh` and `python bench/pipeline_benchmark.py` produced.
 """
@@ -18,7 +18,7 @@ from report import summary_markdown
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-CANONICAL = ["op_cpu_intel.json", "op_cpu_amd.json", "op_cpu_amd_avx2.json", "op_cuda.json", "pipeline_cpu.json"]
+CANONICAL = ["op_cpu_intel.json", "op_cpu_amd.json", "op_cpu_amd_zen5.json", "op_cpu_amd_avx2.json", "op_cuda.json", "pipeline_cpu.json"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
