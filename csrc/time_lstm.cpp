@@ -176,8 +176,8 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
   // pointwise step (which adds the biases, saving a broadcast copy) overwrites the
   // pre-activations with the activated gates.
   // Or, where the backend's per-step products are as fast, each step projects its own inputs.
-  const bool project_per_step =
-      backend.projects_inputs_per_step != nullptr && backend.projects_inputs_per_step(kind.dtype);
+  const bool project_per_step = backend.projects_inputs_per_step != nullptr &&
+                                backend.projects_inputs_per_step(kind.dtype, B, I, H);
   const bool one_step_of_gates = project_per_step && !save;  // inference keeps no gates
   Tensor gates = project_per_step
                      ? at::empty({one_step_of_gates ? 1 : T, B, 4 * H}, opts)

@@ -82,9 +82,10 @@ struct PointwiseBackend {
   void (*gemm)(const GemmCall&, const at::TensorOptions&);
   at::Tensor (*matmul)(const at::Tensor& a, const at::Tensor& b);  // the large products, a @ b
   void (*for_row_blocks)(int64_t rows, RowBlockFn fn);
-  // Whether the per-step products of this dtype run as fast as one large product: then each step
+  // Whether per-step products of this shape run as fast as one large product: then each step
   // also projects its own inputs, while its rows of the gates are still in cache. May be null.
-  bool (*projects_inputs_per_step)(at::ScalarType dtype);
+  bool (*projects_inputs_per_step)(at::ScalarType dtype, int64_t batch, int64_t input_size,
+                                   int64_t hidden);
 };
 
 // One block of all rows: the GPU parallelises inside each step's kernel.

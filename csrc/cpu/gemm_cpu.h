@@ -22,7 +22,8 @@ CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
 std::string cpu_gemm_library_name(CpuGemmLibrary library);
 
 void cpu_gemm(const GemmCall& call, const at::TensorOptions& options);
-bool cpu_gemm_is_fast_per_step(at::ScalarType dtype);
+bool cpu_projects_inputs_per_step(at::ScalarType dtype, int64_t batch, int64_t input_size,
+                                  int64_t hidden);
 at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace interestevo

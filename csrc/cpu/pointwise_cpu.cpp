@@ -203,7 +203,7 @@ void cpu_row_blocks(int64_t rows, RowBlockFn fn) {
 
 const PointwiseBackend& cpu_backend() {
   static const PointwiseBackend backend{cpu_forward_step, cpu_backward_step, cpu_gemm, cpu_matmul,
-                                        cpu_row_blocks, cpu_gemm_is_fast_per_step};
+                                        cpu_row_blocks, cpu_projects_inputs_per_step};
   return backend;
 }
 

@@ -174,17 +174,26 @@ def cpu_gemm_library():
     torch.ops.interestevo._cpu_gemm_library(before)
 
 
+# (batch, hidden): with oneDNN's micro-kernel (float32, AVX-512), each step projects its own inputs
+# for 70 rows and for 8 rows with small weights, while 3 rows, and 8 rows with I=40, H=256 (1.5 MB
+# of weights), take one input GEMM over all steps; 70 and 8 rows split into row blocks per thread.
+PROJECTION_PATHS = [(70, 48), (8, 48), (8, 256), (3, 48)]
+
+
 @pytest.mark.parametrize("library", ["mkl", "onednn", "auto"])
 @pytest.mark.parametrize("decay,decomposition", MODES)
-def test_every_cpu_gemm_library_matches_reference(cpu_gemm_library, library, decay, decomposition):
+@pytest.mark.parametrize("batch,hidden", PROJECTION_PATHS)
+def test_every_cpu_gemm_library_matches_reference(cpu_gemm_library, library, decay, decomposition,
+                                                  batch, hidden):
     """oneDNN is "auto"'s choice on AMD CPUs only: forced here, it is checked on every CPU that can
     run it (AVX-512; on others "onednn" keeps MKL, as ATen's oneDNN matmul refuses them)."""
     assert cpu_gemm_library(library) == library
     torch.manual_seed(11)
-    module = TimeLSTM(40, 48, num_layers=2, decay=decay, decomposition=decomposition)
-    inputs, dt = torch.randn(30, 70, 40), torch.rand(30, 70) * 48
-    lengths = torch.randint(0, 31, (70,), generator=torch.Generator().manual_seed(5))
-    lengths[0] = 30
+    steps = 30 if hidden < 100 else 6
+    module = TimeLSTM(40, hidden, num_layers=2, decay=decay, decomposition=decomposition)
+    inputs, dt = torch.randn(steps, batch, 40), torch.rand(steps, batch) * 48
+    lengths = torch.randint(0, steps + 1, (batch,), generator=torch.Generator().manual_seed(5))
+    lengths[0] = steps
     compare(module, inputs, tolerances=FLOAT32, dt=dt, lengths=lengths)
     with torch.no_grad(), reference_only():
         expected = module(inputs, dt=dt, lengths=lengths)
