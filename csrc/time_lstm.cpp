@@ -120,7 +120,7 @@ const int64_t* lengths_or_null(const std::optional<Tensor>& lengths, int64_t row
 
 Tensor aten_matmul(const Tensor& a, const Tensor& b) { return at::mm(a, b); }
 
-void whole_batch(int64_t rows, RowBlockFn fn) { fn(0, rows); }
+void whole_batch(int64_t rows, at::ScalarType /*dtype*/, RowBlockFn fn) { fn(0, rows); }
 
 void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
   if (call.m == 0 || call.n == 0) return;
@@ -204,7 +204,7 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
       short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1),
       s_pre_at(s_pre, B, H, 1);
 
-  backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
+  backend.for_row_blocks(B, kind.dtype, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     for (int64_t t = 0; t < T; ++t) {
       // [gates_t = x_t W_ih^T;]  gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
@@ -317,7 +317,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
       dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H), drate_at(drate, B, H, 1),
       dh_at(dh, B, H, 2), dc_at(dc, B, H, 2);
 
-  backend.for_row_blocks(B, [&](int64_t b0, int64_t b1) {
+  backend.for_row_blocks(B, kind.dtype, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     for (int64_t t = T - 1; t >= 0; --t) {
       const int64_t done = T - 1 - t;  // steps already processed

@@ -1,10 +1,11 @@
 // The CPU backend's matrix products and the library that computes them.
 //
 // libtorch_cpu carries two: MKL (sgemm_, and at::mm's choice for float32) and oneDNN. The
-// per-step products always go to MKL (cpu_gemm). For the large products over all steps
-// (cpu_matmul), MKL's threaded kernels run a third slower than oneDNN's on AMD CPUs, while on
-// Intel MKL is the faster (both measured): "auto" takes oneDNN for float32 on AMD CPUs, MKL
-// otherwise.
+// per-step products (cpu_gemm) go to oneDNN's brgemm micro-kernel for float32 on CPUs with
+// AVX-512, to MKL otherwise. For the large products over all steps (cpu_matmul), MKL's threaded
+// kernels run a third slower than oneDNN's on AMD CPUs, while on Intel MKL is the faster (both
+// measured): "auto" takes oneDNN for float32 on AMD CPUs, MKL otherwise. "mkl" turns oneDNN off
+// for both.
 #pragma once
 
 #include "../time_lstm.h"
@@ -22,6 +23,7 @@ CpuGemmLibrary parse_cpu_gemm_library(const std::string& name);
 std::string cpu_gemm_library_name(CpuGemmLibrary library);
 
 void cpu_gemm(const GemmCall& call, const at::TensorOptions& options);
+bool cpu_gemm_is_micro_kernel(at::ScalarType dtype);  // whether cpu_gemm takes oneDNN's brgemm
 bool cpu_projects_inputs_per_step(at::ScalarType dtype, int64_t batch, int64_t input_size,
                                   int64_t hidden);
 at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b);
