@@ -426,7 +426,8 @@ def cpu_vendor() -> str:
         vendor = info.get("vendor_id", "")
         if vendor:
             name = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
-            if name == "amd" and int(info.get("cpu family", "0")) >= 26:
+            family = info.get("cpu family", "")
+            if name == "amd" and family.isdigit() and int(family) >= 26:
                 name = "amd_zen5"
             return name if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else f"{name}_avx2"
     return platform.machine().lower()
