@@ -420,9 +420,8 @@ def cpu_vendor() -> str:
     AVX-512: one result file per kind of CPU (MKL's speed differs by vendor, oneDNN's matmul needs
     AVX-512, and Zen 5 runs AVX-512 at full width where Zen 4 splits it in two)."""
     with contextlib.suppress(OSError):
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ":" in line)
-        info = {key.strip(): value.strip() for key, value in info.items()}
+        fields = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        info = {key.strip(): value.strip() for key, value in fields}
         vendor = info.get("vendor_id", "")
         if vendor:
             name = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())

@@ -166,12 +166,12 @@ void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
   aten_gemm(g, options);
 }
 
+bool cpu_gemm_is_micro_kernel(at::ScalarType dtype) { return use_brgemm(dtype); }
+
 // oneDNN's micro-kernel on a thread's rows is at the core's peak, as the large threaded product is,
 // when enough rows share each weight read and the weights stay in the core's cache (AMD EPYC Zen 5,
 // inference against one input GEMM: B=8, H=64 0.85 against 0.96 of nn.LSTM's time; B=1, H=128
 // 1.98 against 1.39; B=8, H=256, 2.4 MB of weights, 1.9 against 1.55), or when the batch is large.
-bool cpu_gemm_is_micro_kernel(at::ScalarType dtype) { return use_brgemm(dtype); }
-
 bool cpu_projects_inputs_per_step(at::ScalarType dtype, int64_t batch, int64_t input_size,
                                   int64_t hidden) {
   constexpr int64_t kCachedWeightBytes = 1024 * 1024, kMinRows = 8, kRowsSharingWeights = 64;
