@@ -120,7 +120,9 @@ const int64_t* lengths_or_null(const std::optional<Tensor>& lengths, int64_t row
 
 Tensor aten_matmul(const Tensor& a, const Tensor& b) { return at::mm(a, b); }
 
-void whole_batch(int64_t rows, at::ScalarType /*dtype*/, RowBlockFn fn) { fn(0, rows); }
+void whole_batch(int64_t rows, at::ScalarType /*dtype*/, int64_t /*hidden*/, RowBlockFn fn) {
+  fn(0, rows);
+}
 
 void aten_gemm(const GemmCall& call, const at::TensorOptions& options) {
   if (call.m == 0 || call.n == 0) return;
@@ -204,22 +206,22 @@ ForwardResult run_forward(const PointwiseBackend& backend, bool save, const Tens
       short_at(decomp ? short_memory : Tensor(), B, H, save ? 0 : 1), dt_at(dt, B, 1),
       s_pre_at(s_pre, B, H, 1);
 
-  backend.for_row_blocks(B, kind.dtype, [&](int64_t b0, int64_t b1) {
+  backend.for_row_blocks(B, kind.dtype, H, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     for (int64_t t = 0; t < T; ++t) {
       // [gates_t = x_t W_ih^T;]  gates_t += h_{t-1} W_hh^T;  s_pre = c_{t-1} W_d^T
       if (project_per_step) {
         backend.gemm({input_at.at(t, b0), I, w_ih_t.const_data_ptr(), 4 * H, gates_at.at(t, b0),
-                      4 * H, rows, 4 * H, I, 0.0},
+                      4 * H, rows, 4 * H, I, 0.0, H},
                      opts);
       }
       backend.gemm(
           {hiddens_at.at(t, b0), H, w_hh_t.const_data_ptr(), 4 * H, gates_at.at(t, b0), 4 * H, rows,
-           4 * H, H, 1.0},
+           4 * H, H, 1.0, H},
           opts);
       if (decomp) {
         backend.gemm({cells_at.at(t, b0), H, w_d_t.const_data_ptr(), H, s_pre_at.at(t, b0), H, rows,
-                      H, H, 0.0},
+                      H, H, 0.0, H},
                      opts);
       }
       StepForward step{gates_at.at(t, b0),
@@ -317,7 +319,7 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
       dz_at(dz, B, 4 * H), ds_pre_at(ds_pre, B, H), drate_at(drate, B, H, 1),
       dh_at(dh, B, H, 2), dc_at(dc, B, H, 2);
 
-  backend.for_row_blocks(B, kind.dtype, [&](int64_t b0, int64_t b1) {
+  backend.for_row_blocks(B, kind.dtype, H, [&](int64_t b0, int64_t b1) {
     const int64_t rows = b1 - b0;
     for (int64_t t = T - 1; t >= 0; --t) {
       const int64_t done = T - 1 - t;  // steps already processed
@@ -344,11 +346,11 @@ time_lstm_backward(const PointwiseBackend& backend, const Tensor& grad_output_,
       backend.backward_step(step, kind);
       // dh_{t-1} += dz_t W_hh;  dc_{t-1} += ds_pre_t W_d
       backend.gemm({dz_at.at(t, b0), 4 * H, w_hh.const_data_ptr(), H, dh_before, H, rows, H,
-                    4 * H, 1.0},
+                    4 * H, 1.0, H},
                    opts);
       if (decomp) {
         backend.gemm({ds_pre_at.at(t, b0), H, w_d.const_data_ptr(), H, dc_before, H, rows,
-                      H, H, 1.0},
+                      H, H, 1.0, H},
                      opts);
       }
     }

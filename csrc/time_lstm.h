@@ -70,6 +70,7 @@ struct GemmCall {
   int64_t ldc;
   int64_t m, n, k;
   double beta;  // 0 (overwrite) or 1 (accumulate)
+  int64_t layer_hidden;  // the layer's H: the CPU picks one GEMM library for all of a layer's products
 };
 
 // Runs fn(begin, end) over batch rows [0, rows): the recurrence of one batch row never reads
@@ -81,7 +82,7 @@ struct PointwiseBackend {
   void (*backward_step)(const StepBackward&, const CellKind&);
   void (*gemm)(const GemmCall&, const at::TensorOptions&);
   at::Tensor (*matmul)(const at::Tensor& a, const at::Tensor& b);  // the large products, a @ b
-  void (*for_row_blocks)(int64_t rows, at::ScalarType dtype, RowBlockFn fn);
+  void (*for_row_blocks)(int64_t rows, at::ScalarType dtype, int64_t hidden, RowBlockFn fn);
   // Whether per-step products of this shape run as fast as one large product: then each step
   // also projects its own inputs, while its rows of the gates are still in cache. May be null.
   bool (*projects_inputs_per_step)(at::ScalarType dtype, int64_t batch, int64_t input_size,
@@ -89,7 +90,7 @@ struct PointwiseBackend {
 };
 
 // One block of all rows: the GPU parallelises inside each step's kernel.
-void whole_batch(int64_t rows, at::ScalarType dtype, RowBlockFn fn);
+void whole_batch(int64_t rows, at::ScalarType dtype, int64_t hidden, RowBlockFn fn);
 
 // A GemmCall through ATen on views of the raw buffers: right on every device, but each call costs
 // a few microseconds of dispatch, which only matters on the CPU's small per-step products.

@@ -109,13 +109,27 @@ bool use_onednn(at::ScalarType dtype, int64_t m, int64_t n, int64_t k) {
 
 // oneDNN's micro-kernel against MKL's sgemm_, single-threaded, AMD EPYC (Zen 5, AVX-512):
 // 64x128 @ 128x512 240 against 97 GFLOP/s, 8x64 @ 64x256 1.6 against 5.5 us (MKL takes its AVX2
-// code on AMD CPUs). Only where AVX-512 runs it: elsewhere it was not measured.
-bool use_brgemm(at::ScalarType dtype) {
+// code on AMD CPUs). Only where AVX-512 runs it.
+bool brgemm_available(at::ScalarType dtype) {
   if (dtype != at::kFloat || &at::native::cpublas::brgemm == nullptr ||
       !at::globalContext().userEnabledMkldnn() || !cpu_runs_onednn_matmul()) {
     return false;
   }
   return cpu_gemm_library() != CpuGemmLibrary::kMkl;
+}
+
+// On Intel, MKL keeps its own speed and wins once a layer's recurrent weights (W_hh, W_d) outgrow
+// the core's L2 (Xeon, Emerald Rapids, 2 MB L2, float32 forward, interleaved, micro-kernel against
+// MKL: T=100 B=64 H=512, 5 MB, 342 against 170 ms; T=50 B=64 H=320, 2 MB, 42 against 34 ms;
+// T=50 B=8 H=256, 1.25 MB, 3.9 against 4.3 ms). On AMD CPUs MKL takes its AVX2 code and is the
+// slower at every size.
+constexpr int64_t kIntelMicroKernelMaxWeightBytes = 5 * 256 * 256 * 4;
+
+bool use_brgemm(at::ScalarType dtype, int64_t layer_hidden) {
+  if (!brgemm_available(dtype)) return false;
+  if (is_amd_cpu() || cpu_gemm_library() == CpuGemmLibrary::kOneDnn) return true;
+  const int64_t recurrent_weight_bytes = 5 * layer_hidden * layer_hidden * int64_t{sizeof(float)};
+  return recurrent_weight_bytes <= kIntelMicroKernelMaxWeightBytes;
 }
 
 // Row-major C = A B is column-major C^T = B^T A^T: BLAS gets B first.
@@ -155,7 +169,7 @@ void set_cpu_gemm_library(CpuGemmLibrary library) { library_setting().store(libr
 void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
   if (g.m == 0 || g.n == 0) return;
   const auto dtype = options.dtype().toScalarType();
-  if (use_brgemm(dtype)) {
+  if (use_brgemm(dtype, g.layer_hidden)) {
     at::native::cpublas::brgemm(g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.beta != 0.0,
                                 static_cast<const float*>(g.a), static_cast<const float*>(g.b),
                                 static_cast<float*>(g.c), false);
@@ -166,18 +180,23 @@ void cpu_gemm(const GemmCall& g, const at::TensorOptions& options) {
   aten_gemm(g, options);
 }
 
-bool cpu_gemm_is_micro_kernel(at::ScalarType dtype) { return use_brgemm(dtype); }
+bool cpu_gemm_is_micro_kernel(at::ScalarType dtype, int64_t hidden) {
+  return use_brgemm(dtype, hidden);
+}
 
 // oneDNN's micro-kernel on a thread's rows is at the core's peak, as the large threaded product is,
 // when enough rows share each weight read and the weights stay in the core's cache (AMD EPYC Zen 5,
 // inference against one input GEMM: B=8, H=64 0.85 against 0.96 of nn.LSTM's time; B=1, H=128
-// 1.98 against 1.39; B=8, H=256, 2.4 MB of weights, 1.9 against 1.55), or when the batch is large.
+// 1.98 against 1.39; B=8, H=256, 2.4 MB of weights, 1.9 against 1.55), or, on AMD CPUs, when the
+// batch is large. Not so on Intel, where the large product is MKL's (Xeon, T=50 H=256, 2.4 MB:
+// B=64 24.8 against 21.4 ms forward; H=128, 0.6 MB: B=256 21.7 against 24.0 ms).
 bool cpu_projects_inputs_per_step(at::ScalarType dtype, int64_t batch, int64_t input_size,
                                   int64_t hidden) {
   constexpr int64_t kCachedWeightBytes = 1024 * 1024, kMinRows = 8, kRowsSharingWeights = 64;
   const int64_t weight_bytes = (4 * hidden * (input_size + hidden) + hidden * hidden) * 4;
-  return use_brgemm(dtype) && ((batch >= kMinRows && weight_bytes <= kCachedWeightBytes) ||
-                               batch >= kRowsSharingWeights);
+  const bool weights_in_cache = batch >= kMinRows && weight_bytes <= kCachedWeightBytes;
+  const bool rows_share_weights = batch >= kRowsSharingWeights && is_amd_cpu();
+  return use_brgemm(dtype, hidden) && (weights_in_cache || rows_share_weights);
 }
 
 at::Tensor cpu_matmul(const at::Tensor& a, const at::Tensor& b) {

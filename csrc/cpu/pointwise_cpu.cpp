@@ -190,8 +190,8 @@ void cpu_backward_step(const StepBackward& st, const CellKind& kind) {
 // thread's per-step GEMMs run single-threaded, where MKL is at the CPU's peak from 16 rows and
 // oneDNN's micro-kernel from 4 (B=8, H=64 on 2 threads: forward 0.27 -> 0.18 ms, AMD EPYC Zen 5).
 // Smaller batches go through the steps as one block.
-void cpu_row_blocks(int64_t rows, at::ScalarType dtype, RowBlockFn fn) {
-  const int64_t min_rows_per_thread = cpu_gemm_is_micro_kernel(dtype) ? 4 : 16;
+void cpu_row_blocks(int64_t rows, at::ScalarType dtype, int64_t hidden, RowBlockFn fn) {
+  const int64_t min_rows_per_thread = cpu_gemm_is_micro_kernel(dtype, hidden) ? 4 : 16;
   const int64_t threads = at::get_num_threads();
   if (threads < 2 || rows < 2 * min_rows_per_thread || at::in_parallel_region()) return fn(0, rows);
   const int64_t per_thread = std::max(min_rows_per_thread, (rows + threads - 1) / threads);

@@ -175,9 +175,10 @@ def cpu_gemm_library():
 
 
 # (batch, hidden): with oneDNN's micro-kernel (float32, AVX-512), each step projects its own inputs
-# for 70 rows and for 8 rows with small weights, while 3 rows, and 8 rows with I=40, H=256 (1.5 MB
-# of weights), take one input GEMM over all steps; 70 and 8 rows split into row blocks per thread.
-PROJECTION_PATHS = [(70, 48), (8, 48), (8, 256), (3, 48)]
+# for 8 rows with small weights (and 70 rows on AMD CPUs), while 3 rows, and 8 rows with I=40,
+# H=256 (1.5 MB of weights), take one input GEMM over all steps; 70 and 8 rows split into row
+# blocks per thread. With H=300 "auto" keeps MKL for every product on Intel CPUs.
+PROJECTION_PATHS = [(70, 48), (8, 48), (8, 256), (3, 48), (70, 300)]
 
 
 @pytest.mark.parametrize("library", ["mkl", "onednn", "auto"])
@@ -186,7 +187,7 @@ PROJECTION_PATHS = [(70, 48), (8, 48), (8, 256), (3, 48)]
 def test_every_cpu_gemm_library_matches_reference(cpu_gemm_library, library, decay, decomposition,
                                                   batch, hidden):
     """"auto" takes oneDNN for the large products on AMD CPUs only, and its micro-kernel for the
-    per-step ones on every CPU with AVX-512; "onednn" forces both wherever AVX-512 runs them (on
+    per-step ones on every CPU with AVX-512 (on Intel up to H=256); "onednn" forces both wherever AVX-512 runs them (on
     other CPUs it keeps MKL, as ATen's oneDNN matmul refuses them), "mkl" neither."""
     assert cpu_gemm_library(library) == library
     torch.manual_seed(11)
