@@ -1,6 +1,9 @@
 """The stores' transaction contract, below HTTP: which of the asked event ids are already applied."""
 from __future__ import annotations
 
+import multiprocessing
+import time
+
 import pytest
 
 from interestevo.serving.store import Changes, StoredEvent, UserRecord, open_store
@@ -42,3 +45,31 @@ def test_known_event_ids_are_found_per_user_across_many_users(store):
         expected = {"shared"} | ({f"e{n}"} if n % 3 else set())
         assert known[f"u{n}"] == expected, n  # another user's e{n+1} is not this user's
     assert known["u300"] == set()
+
+
+def _write_without_pause(path: str, user: str, seconds: float, results) -> None:
+    store = open_store(f"sqlite:///{path}")
+    worst, count, end = 0.0, 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        start = time.monotonic()
+        store.transact([user], {}, lambda snapshot: (Changes(records={user: UserRecord(b"s", "w", count, 0)}), None))
+        worst, count = max(worst, time.monotonic() - start), count + 1
+    store.close()
+    results.put((user, count, worst))
+
+
+def test_two_sqlite_writers_take_turns(tmp_path):
+    """SQLite's busy handler sleeps up to 100 ms between tries, so without a queue of its own one
+    process writing without pause kept another's transaction waiting for 4.6 s."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    writers = [context.Process(target=_write_without_pause, args=(str(tmp_path / "s.db"), f"u{n}", 3.0, results))
+               for n in range(2)]
+    for writer in writers:
+        writer.start()
+    outcomes = [results.get(timeout=60) for _ in writers]
+    for writer in writers:
+        writer.join(timeout=10)
+    for user, count, worst in outcomes:
+        assert worst < 1.0, f"{user} waited {worst:.2f} s for one transaction ({count} written)"
+    assert open_store(f"sqlite:///{tmp_path / 's.db'}").records(["u0", "u1"]).keys() == {"u0", "u1"}
