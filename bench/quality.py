@@ -104,7 +104,8 @@ def run_one(job: dict) -> dict:
     valid = evaluate(model, inter, dataset.valid_targets).summary()
     test = evaluate(model, inter, dataset.test_targets)
     timestamps, users = np.asarray(inter.timestamp), np.asarray(inter.user)
-    return {**{k: job[k] for k in ("split", "model", "seed", "key")}, "git": _git_commit(), "best_epoch": best_epoch,
+    return {**{k: job[k] for k in ("split", "model", "seed", "key")}, "git": _git_commit(), "cpu": _cpu_model(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "best_epoch": best_epoch,
             "train_seconds": round(seconds, 1), "valid": valid, "test": test.summary(),
             "users": users[test.events].tolist(), "ranks": test.ranks.tolist(),
             "gap_seconds": (timestamps[test.events] - timestamps[test.events - 1]).tolist(),
@@ -128,7 +129,8 @@ def job_key(data, model: str, seed: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_all(args) -> list[dict]:
+def run_all(args) -> tuple[list[dict], int]:
+    """Every (split, model, seed) result, and how many of them were stored ones reused."""
     import torch  # noqa: F401  (fail early without torch)
 
     store = args.out.parent / f"{args.out.name}_runs"
@@ -155,7 +157,7 @@ def run_all(args) -> list[dict]:
                   f"{result['test']['ndcg@10']:.4f} (best epoch {result['best_epoch']}, "
                   f"{result['train_seconds']:.0f} s)", flush=True)
             results.append(result)
-    return results
+    return results, len(results) - len(jobs)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -217,6 +219,8 @@ def summarise(results: list[dict], args) -> dict:
                                     "history_buckets": [b[0] for b in HISTORY_BUCKETS]}
     summary["reference"] = RECBOLE_ML100K if args.data is None else {}
     summary["machine"] = machine()
+    summary["runs"] = {"count": len(results), "trained_on": sorted({r.get("cpu", "unrecorded CPU") for r in results}),
+                       "commits": sorted({r["git"] for r in results})}
     return summary
 
 
@@ -233,10 +237,13 @@ def _mean_buckets(per_seed: list[dict]) -> dict:
 def machine() -> dict:
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in _lscpu().splitlines()
-                  if line.startswith("Model name")), platform.processor())
-    return {"cpu": model, "logical_cpus": os.cpu_count(), "torch": torch.__version__, "git": _git_commit(),
+    return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "torch": torch.__version__, "git": _git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()}
+
+
+def _cpu_model() -> str:
+    return next((line.split(":", 1)[1].strip() for line in _lscpu().splitlines() if line.startswith("Model name")),
+                platform.processor())
 
 
 def _git_commit() -> str:
@@ -255,13 +262,18 @@ def _lscpu() -> str:
 
 
 # ------------------------------------------------------------------------------------ output
-def markdown(summary: dict, elapsed: float | None = None) -> str:
-    m = summary["machine"]
+def markdown(summary: dict, elapsed: float, reused: int) -> str:
+    m, runs = summary["machine"], summary["runs"]
+    if reused:  # the time of this invocation says nothing about training
+        provenance = (f"{reused} of the {runs['count']} runs were stored ones, reused (trained on "
+                      f"{', '.join(runs['trained_on'])}, git {', '.join(runs['commits'])}).")
+    else:
+        provenance = f"All {runs['count']} runs trained in this invocation: {elapsed / 60:.0f} min."
     lines = [f"# Recommendation quality: {summary['dataset']}", "",
              f"`{summary['command']}` with the defaults of `interestevo train`, seeds "
              f"{_seeds_text(summary)}; mean ± std over seeds, test split, full ranking over "
              f"all items, seen items not masked. {m['cpu']} ({m['logical_cpus']} logical CPUs), torch {m['torch']}, "
-             f"git {m['git']}, {m['date']}" + (f", {elapsed / 60:.0f} min" if elapsed else "") + ".", ""]
+             f"git {m['git']}, {m['date']}. {provenance}", ""]
     for split, part in summary["splits"].items():
         lines += [f"## {split}", "", "| model | " + " | ".join(METRICS) + " | valid NDCG@10 | best epochs |",
                   "|---" * (len(METRICS) + 3) + "|"]
@@ -300,7 +312,8 @@ def _seeds_text(summary: dict) -> str:
 
 def readme_table(summary: dict) -> str:
     m = summary["machine"]
-    lines = [README_START, "", f"MovieLens-100K, `{summary['command']}` ({m['cpu']}, {m['date']}): test "
+    lines = [README_START, "", f"MovieLens-100K, `{summary['command']}` (trained on "
+             f"{', '.join(summary['runs']['trained_on'])}; {m['date']}): test "
              f"NDCG@10 / HR@10 / NDCG@20, mean ± std over seeds ({_seeds_text(summary)}), full ranking; "
              f"full tables in [`bench/results/quality_{summary['dataset']}.md`](bench/results/quality_{summary['dataset']}.md).", ""]
     splits = list(summary["splits"])
@@ -365,13 +378,13 @@ def write_readme(table: str) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     began = time.perf_counter()
-    results = run_all(args)
+    results, reused = run_all(args)
     summary = summarise(results, args)
     summary["command"] = " ".join(["python bench/quality.py", *(sys.argv[1:] if argv is None else argv)])
-    elapsed = time.perf_counter() - began
+    summary["runs"].update(reused=reused, seconds=round(time.perf_counter() - began, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(args.out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
-    text = markdown(summary, elapsed)
+    text = markdown(summary, summary["runs"]["seconds"], reused)
     _atomic_write(args.out.with_suffix(".md"), text + "\n")
     plot(summary, args.out.with_suffix(".png"))
     if args.readme:
