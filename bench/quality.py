@@ -262,13 +262,13 @@ def _lscpu() -> str:
 
 
 # ------------------------------------------------------------------------------------ output
-def markdown(summary: dict, elapsed: float, reused: int) -> str:
+def markdown(summary: dict) -> str:
     m, runs = summary["machine"], summary["runs"]
-    if reused:  # the time of this invocation says nothing about training
-        provenance = (f"{reused} of the {runs['count']} runs were stored ones, reused (trained on "
+    if runs["reused"]:  # the time of this invocation says nothing about training
+        provenance = (f"{runs['reused']} of the {runs['count']} runs were stored ones, reused (trained on "
                       f"{', '.join(runs['trained_on'])}, git {', '.join(runs['commits'])}).")
     else:
-        provenance = f"All {runs['count']} runs trained in this invocation: {elapsed / 60:.0f} min."
+        provenance = f"All {runs['count']} runs trained in this invocation: {runs['seconds'] / 60:.0f} min."
     lines = [f"# Recommendation quality: {summary['dataset']}", "",
              f"`{summary['command']}` with the defaults of `interestevo train`, seeds "
              f"{_seeds_text(summary)}; mean ± std over seeds, test split, full ranking over "
@@ -384,7 +384,7 @@ def main(argv=None) -> None:
     summary["runs"].update(reused=reused, seconds=round(time.perf_counter() - began, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(args.out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
-    text = markdown(summary, summary["runs"]["seconds"], reused)
+    text = markdown(summary)
     _atomic_write(args.out.with_suffix(".md"), text + "\n")
     plot(summary, args.out.with_suffix(".png"))
     if args.readme:

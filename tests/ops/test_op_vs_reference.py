@@ -187,8 +187,9 @@ PROJECTION_PATHS = [(70, 48), (8, 48), (8, 256), (3, 48), (70, 300)]
 def test_every_cpu_gemm_library_matches_reference(cpu_gemm_library, library, decay, decomposition,
                                                   batch, hidden):
     """"auto" takes oneDNN for the large products on AMD CPUs only, and its micro-kernel for the
-    per-step ones on every CPU with AVX-512 (on Intel up to H=256); "onednn" forces both wherever AVX-512 runs them (on
-    other CPUs it keeps MKL, as ATen's oneDNN matmul refuses them), "mkl" neither."""
+    per-step ones on every CPU with AVX-512 (on Intel up to H=256); "onednn" forces both wherever
+    AVX-512 runs them (on other CPUs it keeps MKL, as ATen's oneDNN matmul refuses them), "mkl"
+    neither."""
     assert cpu_gemm_library(library) == library
     torch.manual_seed(11)
     steps = 30 if hidden < 100 else 6

@@ -72,4 +72,6 @@ def test_two_sqlite_writers_take_turns(tmp_path):
         writer.join(timeout=10)
     for user, count, worst in outcomes:
         assert worst < 1.0, f"{user} waited {worst:.2f} s for one transaction ({count} written)"
-    assert open_store(f"sqlite:///{tmp_path / 's.db'}").records(["u0", "u1"]).keys() == {"u0", "u1"}
+    written = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert written.records(["u0", "u1"]).keys() == {"u0", "u1"}
+    written.close()
