@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +28,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: SQLite's own busy wait alone
     fcntl = None
+
+log = logging.getLogger("interestevo.serving")
 
 
 @dataclass
@@ -150,7 +153,15 @@ class SQLiteStore(UserStore):
     SQLite's busy handler polls with sleeps of up to 100 ms, so a process that writes without pause
     can starve another for seconds (measured: 4.6 s for one transaction). Writers therefore queue
     on an ``flock`` of ``<file>-writer`` first, which wakes a waiter as soon as it is released.
+
+    Checkpoints (copying the WAL's pages back into the file) run in a background thread on a
+    connection of its own, which SQLite lets run beside the writer; the commit of a request would
+    otherwise pay for them (measured: 51 ms of a 500-event commit, 15 ms without). SQLite's own
+    checkpoint after :attr:`WAL_BACKSTOP_PAGES` pages stays as a backstop should that thread lag.
     """
+
+    WAL_BACKSTOP_PAGES = 20_000  # 80 MB of 4 KiB pages
+    CHECKPOINT_PAUSE_S = 0.05  # between two background checkpoints while writes keep coming
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -161,13 +172,35 @@ class SQLiteStore(UserStore):
         self._lock = threading.Lock()  # one connection, used from any thread, one statement at a time
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON",
+                           f"wal_autocheckpoint={self.WAL_BACKSTOP_PAGES}"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
             raise ValueError(f"--store {self.url}: not a usable SQLite database ({error})") from None
         writer_lock = self.path.with_name(self.path.name + "-writer")
         self._writer_fd = os.open(writer_lock, os.O_RDWR | os.O_CREAT, 0o600) if fcntl else None
+        self._checkpoint_lock = threading.Lock()  # the background checkpoint, or delete's
+        self._wrote, self._closing = threading.Event(), threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_in_background, daemon=True,
+                                              name="interestevo-sqlite-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoint_in_background(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            while self._wrote.wait() and not self._closing.is_set():
+                self._wrote.clear()
+                with self._checkpoint_lock:
+                    try:  # PASSIVE: copies what it can without waiting for the writer or readers
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.OperationalError as error:  # another process's checkpoint: retry later
+                        log.debug("background checkpoint of %s: %s", self.path, error)
+                        self._wrote.set()
+                self._closing.wait(self.CHECKPOINT_PAUSE_S)
+        finally:
+            db.close()
 
     @contextlib.contextmanager
     def _exclusive_writer(self):
@@ -192,6 +225,7 @@ class SQLiteStore(UserStore):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        self._wrote.set()
 
     def transact(self, users, event_ids, compute):
         with self._exclusive_writer(), self._transaction():
@@ -270,7 +304,8 @@ class SQLiteStore(UserStore):
                 found = self._db.execute("DELETE FROM users WHERE user = ?", (user,)).rowcount
                 found += self._db.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
             # Old page images stay in the WAL until a checkpoint copies them back: erase them too.
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._checkpoint_lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return found > 0
 
     def user_ids(self):
@@ -287,6 +322,9 @@ class SQLiteStore(UserStore):
         return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
 
     def close(self):
+        self._closing.set()
+        self._wrote.set()
+        self._checkpointer.join()
         with self._lock:
             self._db.close()
             if self._writer_fd is not None:
