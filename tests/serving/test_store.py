@@ -75,3 +75,18 @@ def test_two_sqlite_writers_take_turns(tmp_path):
     written = open_store(f"sqlite:///{tmp_path / 's.db'}")
     assert written.records(["u0", "u1"]).keys() == {"u0", "u1"}
     written.close()
+
+
+def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path):
+    path = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{path}")
+    before = path.stat().st_size
+    # far fewer pages than SQLite's own checkpoint waits for: only the background one copies them
+    append(store, {f"u{n}": [StoredEvent("i1", 10, f"e{n}")] for n in range(2000)})
+    deadline = time.monotonic() + 10
+    while path.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.stat().st_size > before, "the WAL was not checkpointed into the database file"
+    store.close()
+    assert not store._checkpointer.is_alive()
+    assert open_store(f"sqlite:///{path}").records(["u0", "u1999"]).keys() == {"u0", "u1999"}
