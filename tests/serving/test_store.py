@@ -89,4 +89,6 @@ def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path):
     assert path.stat().st_size > before, "the WAL was not checkpointed into the database file"
     store.close()
     assert not store._checkpointer.is_alive()
-    assert open_store(f"sqlite:///{path}").records(["u0", "u1999"]).keys() == {"u0", "u1999"}
+    reopened = open_store(f"sqlite:///{path}")
+    assert reopened.records(["u0", "u1999"]).keys() == {"u0", "u1999"}
+    reopened.close()
