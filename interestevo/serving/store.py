@@ -162,6 +162,11 @@ class SQLiteStore(UserStore):
 
     WAL_BACKSTOP_PAGES = 20_000  # 80 MB of 4 KiB pages
     CHECKPOINT_PAUSE_S = 0.05  # between two background checkpoints while writes keep coming
+    # SQLite's default page cache is 2 MB; a store of many users is far larger, and the users of a
+    # batch lie on random pages. A larger cache and reads through a memory map (no read() call per
+    # page) took 500-event batches of random known users from ~42 to ~34 ms (AMD EPYC Zen 5).
+    CACHE_KIB = 64 * 1024
+    MMAP_BYTES = 256 * 1024 * 1024
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -173,7 +178,8 @@ class SQLiteStore(UserStore):
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON",
-                           f"wal_autocheckpoint={self.WAL_BACKSTOP_PAGES}"):
+                           f"wal_autocheckpoint={self.WAL_BACKSTOP_PAGES}", f"cache_size=-{self.CACHE_KIB}",
+                           f"mmap_size={self.MMAP_BYTES}"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
