@@ -151,15 +151,11 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         try:
-            window = self._window_s
             while self._pending:
                 if len(self._pending) < self._max_batch:
                     # Let concurrent requests join: the event loop parses them while this task waits
                     # (while a batch computes, the worker thread holds the GIL for much of the time).
-                    await asyncio.sleep(window)
-                # Requests that came while a batch computed have waited already: the next batch
-                # takes them (and whatever the loop parses in one pass) without a window.
-                window = 0
+                    await asyncio.sleep(self._window_s)
                 batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
                 try:
                     results = await self._run_in_engine(self._run_batch, [item for item, _ in batch])

@@ -39,11 +39,3 @@ def test_simultaneous_calls_share_one_model_call():
     batches, answered = run_batcher([0.0] * 8)
     assert batches == [list(range(8))]
     assert min(answered) >= WINDOW_S + COMPUTE_S - 0.05
-
-
-def test_calls_that_came_during_a_computation_go_next_without_another_window():
-    # call 0 opens a window (0.3 s) and computes (0.2 s); calls 1-3 arrive while it computes
-    batches, answered = run_batcher([0.0, 0.4, 0.42, 0.45])
-    assert batches == [[0], [1, 2, 3]]
-    # the second batch starts when the first ends (0.5 s), not a window later (0.8 s)
-    assert max(answered) < WINDOW_S + 2 * COMPUTE_S + 0.2
