@@ -175,8 +175,9 @@ async def fixed_rate_clients(host: str, port: int, paths: list[str], rate: float
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
-                fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
-                body = await reader.readexactly(int(fields[next(k for k in fields if k.lower() == b"content-length")]))
+                fields = {name.strip().lower(): value for name, value in
+                          (line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)}
+                body = await reader.readexactly(int(fields[b"content-length"]))
                 latencies.append(time.perf_counter() - scheduled)
                 if status != 200:
                     raise SystemExit(f"request failed: {status} {body[:300]!r}")
