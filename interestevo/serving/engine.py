@@ -195,8 +195,8 @@ class ServingEngine:
     """Events, recommendations, interest, explanations and reloads over one served model and store.
 
     Its computations run under ``torch.inference_mode`` (no autograd bookkeeping at all: 5-15% less
-    CPU per recommendation batch than ``no_grad``, measured on AMD EPYC Zen 5); their tensors never
-    leave it except as bytes and Python values."""
+    CPU per recommendation batch than ``no_grad``, measured on AMD EPYC Zen 5); what they return is
+    bytes and Python values, except :meth:`replay`'s states, which only the engine itself reads."""
 
     def __init__(self, served: ServedModel, store: UserStore):
         self.served, self.store = served, store

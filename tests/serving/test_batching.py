@@ -1,9 +1,8 @@
-"""The service's micro-batcher: which calls share a model call, and what waits for what."""
+"""The service's micro-batcher: which calls share a model call."""
 from __future__ import annotations
 
 import asyncio
 import time
-
 
 from interestevo.serving.app import MicroBatcher
 
@@ -39,3 +38,10 @@ def test_simultaneous_calls_share_one_model_call():
     batches, answered = run_batcher([0.0] * 8)
     assert batches == [list(range(8))]
     assert min(answered) >= WINDOW_S + COMPUTE_S - 0.05
+
+
+def test_calls_that_come_while_a_batch_computes_form_the_next_one_in_order():
+    # call 0's batch runs from 0.3 to 0.5 s; calls 1-3 arrive while it computes
+    batches, answered = run_batcher([0.0, 0.35, 0.4, 0.45])
+    assert batches == [[0], [1, 2, 3]]
+    assert answered[0] < min(answered[1:])
