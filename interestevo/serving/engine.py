@@ -2,13 +2,15 @@
 
 The web layer parses and answers; this module computes (with the same step, gap and top-k
 functions as :class:`~.tracker.InterestTracker`, so both give the same recommendations) and the
-store persists. Methods are not thread-safe: the service calls them from one worker thread.
+store persists. The service runs :meth:`ServingEngine.recommend` on its event loop (it only reads)
+and everything else on one worker thread; no other two methods may run at once.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,6 +202,7 @@ class ServingEngine:
 
     def __init__(self, served: ServedModel, store: UserStore):
         self.served, self.store = served, store
+        self._swap_lock = threading.Lock()  # a batch of recommendations is scored by one model
 
     # --------------------------------------------------------------------------- events
     @torch.inference_mode()
@@ -326,7 +329,12 @@ class ServingEngine:
     # ------------------------------------------------------------------ recommendations
     @torch.inference_mode()
     def recommend(self, requests: list[RecommendRequest]) -> list[dict | Exception]:
-        """Answers for many requests with one model call; a failed request is its exception."""
+        """Answers for many requests with one model call; a failed request is its exception. It
+        only reads, so it may run beside the other methods, except :meth:`swap`, which waits for it."""
+        with self._swap_lock:
+            return self._recommend(requests)
+
+    def _recommend(self, requests: list[RecommendRequest]) -> list[dict | Exception]:
         served = self.served
         users = list(dict.fromkeys(r.user for r in requests))
         records = self.store.records(users)
@@ -467,7 +475,8 @@ class ServingEngine:
         return self.store.delete(user)
 
     def swap(self, served: ServedModel) -> None:
-        self.served = served
+        with self._swap_lock:
+            self.served = served
 
     @torch.inference_mode()
     def recompute(self, users: list[str]) -> int:

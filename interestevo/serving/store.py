@@ -174,7 +174,8 @@ class SQLiteStore(UserStore):
         if self.path.exists() and not self.path.is_file():
             raise ValueError(f"--store {self.url}: {self.path} is not a file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # one connection, used from any thread, one statement at a time
+        self._lock = threading.Lock()  # the writer's connection, used from any thread, one statement at a time
+        self._read_lock = threading.Lock()  # the reader's
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON",
@@ -182,6 +183,7 @@ class SQLiteStore(UserStore):
                            f"mmap_size={self.MMAP_BYTES}"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.executescript(_SCHEMA)
+            self._reader = self._connect_reader()
         except sqlite3.DatabaseError as error:
             raise ValueError(f"--store {self.url}: not a usable SQLite database ({error})") from None
         writer_lock = self.path.with_name(self.path.name + "-writer")
@@ -191,6 +193,14 @@ class SQLiteStore(UserStore):
         self._checkpointer = threading.Thread(target=self._checkpoint_in_background, daemon=True,
                                               name="interestevo-sqlite-checkpoint")
         self._checkpointer.start()
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        """The connection of reads outside transactions (recommendations, from the event loop): in
+        WAL mode it reads the last commit while a writer works, instead of waiting for its lock."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        for pragma in ("query_only=ON", f"cache_size=-{self.CACHE_KIB}", f"mmap_size={self.MMAP_BYTES}"):
+            db.execute(f"PRAGMA {pragma}")
+        return db
 
     def _checkpoint_in_background(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -235,8 +245,8 @@ class SQLiteStore(UserStore):
 
     def transact(self, users, event_ids, compute):
         with self._exclusive_writer(), self._transaction():
-            snapshot = Snapshot(self._records(users), self._known_ids(event_ids),
-                                lambda user: self._events(user, None))
+            snapshot = Snapshot(self._records(self._db, users), self._known_ids(event_ids),
+                                lambda user: self._events(self._db, user, None))
             changes, result = compute(snapshot)
             self._write(changes)
         return result
@@ -254,14 +264,15 @@ class SQLiteStore(UserStore):
         self._db.executemany("INSERT INTO events (user, seq, item, time, event_id) VALUES (?, ?, ?, ?, ?)", rows)
 
     def records(self, users):
-        with self._lock:
-            return self._records(users)
+        with self._read_lock:
+            return self._records(self._reader, users)
 
-    def _records(self, users) -> dict[str, UserRecord]:
+    @staticmethod
+    def _records(db: sqlite3.Connection, users) -> dict[str, UserRecord]:
         out = {}
         for chunk in _chunks(list(users), 500):  # SQLite's bound-parameter limit
             marks = ",".join("?" * len(chunk))
-            for user, state, fingerprint, last_time, num in self._db.execute(
+            for user, state, fingerprint, last_time, num in db.execute(
                     f"SELECT user, state, fingerprint, last_time, num_events FROM users WHERE user IN ({marks})",
                     chunk):
                 out[user] = UserRecord(state, fingerprint, last_time, num)
@@ -281,24 +292,25 @@ class SQLiteStore(UserStore):
         return known
 
     def events(self, user, last=None):
-        with self._lock:
-            return self._events(user, last)
+        with self._read_lock:
+            return self._events(self._reader, user, last)
 
-    def _events(self, user: str, last: int | None) -> list[StoredEvent]:
+    @staticmethod
+    def _events(db: sqlite3.Connection, user: str, last: int | None) -> list[StoredEvent]:
         if last is None:
-            rows = self._db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq",
+            rows = db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq",
                                     (user,)).fetchall()
         else:
-            rows = self._db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq DESC "
+            rows = db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq DESC "
                                     "LIMIT ?", (user, last)).fetchall()[::-1]
         return [StoredEvent(item, time, event_id) for item, time, event_id in rows]
 
     def seen_items(self, users):
-        with self._lock:
+        with self._read_lock:
             out = {user: {} for user in users}
             for chunk in _chunks(list(users), 500):
                 marks = ",".join("?" * len(chunk))
-                for user, item, last in self._db.execute(
+                for user, item, last in self._reader.execute(
                         f"SELECT user, item, MAX(time) FROM events WHERE user IN ({marks}) GROUP BY user, item",
                         chunk):
                     out[user][item] = last
@@ -315,13 +327,13 @@ class SQLiteStore(UserStore):
         return found > 0
 
     def user_ids(self):
-        with self._lock:
-            users = [row[0] for row in self._db.execute("SELECT user FROM users ORDER BY user")]
+        with self._read_lock:
+            users = [row[0] for row in self._reader.execute("SELECT user FROM users ORDER BY user")]
         return iter(users)
 
     def count_users(self):
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        with self._read_lock:
+            return self._reader.execute("SELECT COUNT(*) FROM users").fetchone()[0]
 
     def size_bytes(self):
         wal = self.path.with_name(self.path.name + "-wal")
@@ -331,6 +343,8 @@ class SQLiteStore(UserStore):
         self._closing.set()
         self._wrote.set()
         self._checkpointer.join()
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
             if self._writer_fd is not None:

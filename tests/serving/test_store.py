@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 
 import pytest
@@ -92,3 +93,31 @@ def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path):
     reopened = open_store(f"sqlite:///{path}")
     assert reopened.records(["u0", "u1999"]).keys() == {"u0", "u1999"}
     reopened.close()
+
+
+def test_reads_do_not_wait_for_a_transaction_and_see_the_last_commit(store):
+    # Recommendations read on the service's event loop while events are being written: a read must
+    # answer at once, with the committed state, not wait for the writer.
+    append(store, {"u": [StoredEvent("i1", 10, "e1")]})
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_compute(snapshot):
+        inside.set()
+        release.wait(10)
+        return Changes(records={"u": UserRecord(b"new", "weights", 20, 2)},
+                       events={"u": [StoredEvent("i2", 20, "e2")]}), None
+
+    writer = threading.Thread(target=store.transact, args=(["u"], {}, slow_compute))
+    writer.start()
+    try:
+        assert inside.wait(10)
+        start = time.monotonic()
+        assert store.records(["u"])["u"].state == b"state"
+        assert [e.id for e in store.events("u")] == ["e1"]
+        assert store.seen_items(["u"]) == {"u": {"i1": 10}}
+        assert time.monotonic() - start < 1
+    finally:
+        release.set()
+        writer.join()
+    assert store.records(["u"])["u"].state == b"new"
+    assert [e.id for e in store.events("u")] == ["e1", "e2"]
