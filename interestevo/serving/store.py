@@ -177,13 +177,13 @@ class SQLiteStore(UserStore):
         self._lock = threading.Lock()  # the writer's connection, used from any thread, one statement at a time
         self._read_lock = threading.Lock()  # the reader's
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON",
-                           f"wal_autocheckpoint={self.WAL_BACKSTOP_PAGES}", f"cache_size=-{self.CACHE_KIB}",
-                           f"mmap_size={self.MMAP_BYTES}"):
-                self._db.execute(f"PRAGMA {pragma}")
+            self._db = self._connect("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON",
+                                     f"wal_autocheckpoint={self.WAL_BACKSTOP_PAGES}")
             self._db.executescript(_SCHEMA)
-            self._reader = self._connect_reader()
+            # Reads outside transactions (recommendations, from the event loop) have a connection of
+            # their own: in WAL mode it reads the last commit while a writer works, instead of
+            # waiting for the writer's lock.
+            self._reader = self._connect("query_only=ON")
         except sqlite3.DatabaseError as error:
             raise ValueError(f"--store {self.url}: not a usable SQLite database ({error})") from None
         writer_lock = self.path.with_name(self.path.name + "-writer")
@@ -194,11 +194,11 @@ class SQLiteStore(UserStore):
                                               name="interestevo-sqlite-checkpoint")
         self._checkpointer.start()
 
-    def _connect_reader(self) -> sqlite3.Connection:
-        """The connection of reads outside transactions (recommendations, from the event loop): in
-        WAL mode it reads the last commit while a writer works, instead of waiting for its lock."""
+    def _connect(self, *pragmas: str) -> sqlite3.Connection:
+        """A connection for any thread (each guarded by a lock of its own), with ``pragmas`` and
+        the page cache and memory map every connection of a request gets."""
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        for pragma in ("query_only=ON", f"cache_size=-{self.CACHE_KIB}", f"mmap_size={self.MMAP_BYTES}"):
+        for pragma in (*pragmas, f"cache_size=-{self.CACHE_KIB}", f"mmap_size={self.MMAP_BYTES}"):
             db.execute(f"PRAGMA {pragma}")
         return db
 
@@ -299,10 +299,10 @@ class SQLiteStore(UserStore):
     def _events(db: sqlite3.Connection, user: str, last: int | None) -> list[StoredEvent]:
         if last is None:
             rows = db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq",
-                                    (user,)).fetchall()
+                              (user,)).fetchall()
         else:
             rows = db.execute("SELECT item, time, event_id FROM events WHERE user = ? ORDER BY seq DESC "
-                                    "LIMIT ?", (user, last)).fetchall()[::-1]
+                              "LIMIT ?", (user, last)).fetchall()[::-1]
         return [StoredEvent(item, time, event_id) for item, time, event_id in rows]
 
     def seen_items(self, users):
