@@ -61,6 +61,9 @@ class ServedModel:
         self.item_index = {_key(item): index for index, item in enumerate(self.item_ids[1:], start=1)}
         self.scale = unit_seconds(self.dt_unit)
         self.state_shapes = [tuple(s.shape) for s in self.model.initial_state(1)]
+        self._state_sizes = [int(np.prod(shape)) for shape in self.state_shapes]
+        self._state_bytes = 4 * sum(self._state_sizes)
+        self.empty_state = self.encode(self.model.initial_state(1))[0]  # of a user without events
         self._item_table = None
         self.model.prepare_scoring()
         if type(self.model).score is SequenceRecommender.score:
@@ -79,14 +82,14 @@ class ServedModel:
         """One bytes value per row of a (layers, B, hidden) state: what :meth:`decode` reads."""
         rows = np.concatenate([s.detach().float().permute(1, 0, 2).reshape(s.shape[1], -1).numpy()
                                for s in state], axis=1)
-        return [row.tobytes() for row in rows]
+        flat, width = rows.tobytes(), self._state_bytes  # one copy, then a slice per row
+        return [flat[start:start + width] for start in range(0, len(flat), width)]
 
     def decode(self, blobs: list[bytes]) -> tuple:
         """(layers, B, hidden) state tensors from B encoded states."""
-        sizes = [int(np.prod(shape)) for shape in self.state_shapes]
-        flat = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), sum(sizes))
+        flat = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), self._state_bytes // 4)
         parts, start = [], 0
-        for size, (layers, _, hidden) in zip(sizes, self.state_shapes):
+        for size, (layers, _, hidden) in zip(self._state_sizes, self.state_shapes):
             block = flat[:, start:start + size].reshape(len(blobs), layers, hidden)
             parts.append(torch.from_numpy(block.transpose(1, 0, 2).copy()))
             start += size
@@ -244,43 +247,42 @@ class ServingEngine:
         slots = np.array([slot[e.user] for e in events], np.int64)
         items = np.array([served.item_index[e.item] for e in events], np.int64)
         times = np.array([e.time for e in events], np.int64)
-        for pick in event_rounds(slots):
-            rows = torch.from_numpy(slots[pick])
-            dt = time_gaps(times[pick], last_time[slots[pick]], has[slots[pick]], served.scale)
-            new = advance(served.model, tuple(s[:, rows] for s in state), items[pick], dt)
-            for full, part in zip(state, new):
-                full[:, rows] = part
-            last_time[slots[pick]] = times[pick]
-            has[slots[pick]] = True
+        for number, pick in enumerate(event_rounds(slots)):
+            rows = slots[pick]
+            dt = time_gaps(times[pick], last_time[rows], has[rows], served.scale)
+            if number == 0:  # every user's first event, in the order of ``users``: the whole state
+                state = advance(served.model, state, items[pick], dt)
+            else:
+                index = torch.from_numpy(rows)
+                new = advance(served.model, tuple(s[:, index] for s in state), items[pick], dt)
+                for full, part in zip(state, new):
+                    full[:, index] = part
+            last_time[rows], has[rows] = times[pick], True
         changes = Changes(events={user: [] for user in users})
         for e in events:
             changes.events[e.user].append(StoredEvent(e.item, e.time, e.id))
-        for user, blob in zip(users, served.encode(state)):
+        for user, blob, last in zip(users, served.encode(state), last_time.tolist()):
             record = snapshot.records.get(user)
             before = record.num_events if record else 0
-            changes.records[user] = UserRecord(blob, served.fingerprint, int(last_time[slot[user]]),
-                                               before + len(changes.events[user]))
+            changes.records[user] = UserRecord(blob, served.fingerprint, last, before + len(changes.events[user]))
         return changes
 
     def _states(self, users: list[str], records: dict[str, UserRecord], read_events):
         """States (layers, B, hidden), last times and whether each user has events, recomputing
         from the stored events the states another set of weights computed."""
         served = self.served
-        state = tuple(s.clone() for s in served.model.initial_state(len(users)))
-        last_time, has = np.zeros(len(users), np.int64), np.zeros(len(users), bool)
         stale = [u for u in users if u in records and records[u].fingerprint != served.fingerprint]
         replayed = self.replay({u: read_events(u) for u in stale}) if stale else {}
-        current = [i for i, u in enumerate(users) if u in records and u not in replayed]
-        if current:
-            decoded = served.decode([records[users[i]].state for i in current])
-            for full, part in zip(state, decoded):
-                full[:, current] = part
-        for i, user in enumerate(users):
-            if user in replayed:
-                for full, part in zip(state, replayed[user]):
+        # One decode for every row; users without a record (and those replayed) start empty.
+        state = served.decode([records[u].state if u in records and u not in replayed else served.empty_state
+                               for u in users])
+        if replayed:
+            for i, user in enumerate(users):
+                for full, part in zip(state, replayed.get(user, ())):
                     full[:, i] = part[:, 0]
-            if user in records:
-                last_time[i], has[i] = records[user].last_time, records[user].num_events > 0
+        known = [records.get(u) for u in users]
+        last_time = np.array([r.last_time if r else 0 for r in known], np.int64)
+        has = np.array([r is not None and r.num_events > 0 for r in known], bool)
         return state, last_time, has
 
     @torch.inference_mode()
