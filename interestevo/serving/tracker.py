@@ -17,6 +17,7 @@ import torch
 from ..checkpoint import load_checkpoint, plain_ids, save_checkpoint
 from ..data.timestamps import unit_seconds
 from ..models import ModelConfig, SequenceRecommender, interest_forecast, model_from_state
+from ..models.repeat import SeenItems
 from ..train.batches import sequence_batches
 
 #: the unix seconds accepted as event and request times: years 1 to 9999, so int64 arithmetic on
@@ -349,16 +350,16 @@ def advance(model: SequenceRecommender, state: tuple, items: np.ndarray, dt: tor
     return state
 
 
-def last_seen_rows(model: SequenceRecommender, seen: list[dict[int, int]], device) -> torch.Tensor | None:
-    """(B, num_items + 1) int64: when each user (a dict item index -> unix seconds) last had each
-    item, -1 for never; None when the model's scores do not use it."""
+def last_seen_rows(model: SequenceRecommender, seen: list[dict[int, int]], device) -> SeenItems | None:
+    """When each user (a dict item index -> unix seconds) last had each of their items, as one
+    row of :class:`SeenItems` per user (sparse: a dense table would be num_items wide per row);
+    None when the model's scores do not use it."""
     if not model.needs_history:
         return None
-    last = torch.full((len(seen), model.num_items + 1), -1, dtype=torch.int64)
-    for row, items in enumerate(seen):
-        if items:
-            last[row, list(items)] = torch.tensor(list(items.values()), dtype=torch.int64)
-    return last.to(device)
+    pairs = [(row, item, when) for row, items in enumerate(seen) for item, when in sorted(items.items())]
+    rows, items, times = (torch.tensor(column, dtype=torch.int64, device=device).reshape(-1)
+                          for column in (zip(*pairs) if pairs else ((), (), ())))
+    return SeenItems(rows, items, times, (len(seen),), model.num_items)
 
 
 def top_items(logits: torch.Tensor, k: int, seen: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
