@@ -18,15 +18,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Callable, Union
 
-from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParameter
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from starlette.routing import Match
 
-from ..data.timestamps import datetime_seconds
 from .engine import (Event, NoEventsError, OutOfOrderError, RecommendRequest, ServedModel, ServingEngine,
                      load_served_model)
 from .tracker import MAX_SECONDS, MIN_SECONDS, as_unix_seconds
@@ -46,16 +49,29 @@ def parse_time(value) -> int:
             value = float(value) if any(c in value for c in ".eE") or value.strip().lower() in ("inf", "nan") \
                 else int(value)
         except ValueError:
-            try:
-                seconds = datetime_seconds(value)
-            except (ValueError, OverflowError):
-                raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {value!r}") from None
-            if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-                raise ValueError(f"{value!r} is outside years 1 to 9999")
-            return seconds
+            return iso_seconds(value)
     if not isinstance(value, (int, float)):
         raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {type(value).__name__}")
     return int(as_unix_seconds([value], 1, "time")[0])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def iso_seconds(text: str) -> int:
+    """Unix seconds of an ISO-8601 datetime (naive: UTC; fractions floored). Only ISO-8601: a
+    lenient parser reads "01/02/2024" or "1 2 3" as some date, and a "+02:00" sent unencoded in a
+    query arrives as " 02:00", which must be refused, not read as another time."""
+    try:  # Python 3.10's fromisoformat does not know "Z"
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = (when - _EPOCH) // timedelta(seconds=1)
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise ValueError(f"{text!r} is outside years 1 to 9999 in UTC")
+    return seconds
 
 
 def id_text(value) -> str:
@@ -94,12 +110,23 @@ class EventsOut(BaseModel):
     unknown_items: list[Union[StrictStr, StrictInt]]
 
 
+#: items one POST /v1/recommendations may ask for (users x k): one call must not hold the service
+MAX_ITEMS_PER_CALL = 100_000
+
+
 class RecommendationsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    users: list[Id] = Field(min_length=1)
+    users: list[Id] = Field(min_length=1, max_length=1000)
     k: int = Field(10, ge=1, le=1000)
     at: Time | None = None
     exclude_seen: bool = False
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        if len(self.users) * self.k > MAX_ITEMS_PER_CALL:
+            raise ValueError(f"users x k must be at most {MAX_ITEMS_PER_CALL:,} items per call, got "
+                             f"{len(self.users)} x {self.k}; split the users over several calls")
+        return self
 
 
 class ReloadIn(BaseModel):
@@ -112,6 +139,7 @@ class ReloadIn(BaseModel):
 @dataclass
 class ServiceSettings:
     api_keys: tuple[str, ...] = ()  # empty: no authentication
+    api_key_file: str | None = None  # where api_keys came from: a reload reads it again (key rotation)
     public_reads: bool = False  # with api_keys: reads need no key
     max_body_bytes: int = 4 * 1024 * 1024
     batch_window_s: float = 0.002
@@ -193,26 +221,35 @@ class Metrics:
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.reloads = Counter("interestevo_reloads", "model reloads", registry=self.registry)
         Gauge("interestevo_users", "users with state in the store", registry=self.registry).set_function(
-            lambda: engine.store.count_users())
+            lambda: _measured(engine.store, engine.store.count_users))
         Gauge("interestevo_store_bytes", "size of the store (file bytes, or Redis used_memory)",
-              registry=self.registry).set_function(lambda: engine.store.size_bytes())
+              registry=self.registry).set_function(lambda: _measured(engine.store, engine.store.size_bytes))
 
 
-class ObserveRequests:
-    """ASGI middleware: refuses bodies over the limit (413) and counts every request by route."""
+def _measured(store, measure) -> float:
+    """A gauge's value, NaN while the store is unavailable: the other metrics still get scraped."""
+    try:
+        return measure()
+    except store.unavailable_errors:
+        return float("nan")
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int):
-        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+
+class RequestGate:
+    """ASGI middleware before every route: checks the API key (401) and the body's size (413)
+    before anything parses the body, and counts every request by route, status and latency."""
+
+    def __init__(self, app, metrics: Metrics, settings: ServiceSettings, routes: list):
+        self.app, self.metrics, self.settings, self.routes = app, metrics, settings, routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), [500]
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            response = _too_large(self.max_body_bytes)
-            await response(scope, receive, send)
-            self._count(scope, 413, start)
+        headers = dict(scope["headers"])
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            self._count(scope, refusal.status_code, start)
             return
         body, more = [], True
         while more:  # read the body here, so a chunked one (no content-length) is limited too
@@ -221,8 +258,8 @@ class ObserveRequests:
                 return  # the client went away
             body.append(message.get("body", b""))
             more = message.get("more_body", False)
-            if sum(map(len, body)) > self.max_body_bytes:
-                await _too_large(self.max_body_bytes)(scope, receive, send)
+            if sum(map(len, body)) > self.settings.max_body_bytes:
+                await _too_large(self.settings.max_body_bytes)(scope, receive, send)
                 self._count(scope, 413, start)
                 return
         replayed = [False]
@@ -241,11 +278,41 @@ class ObserveRequests:
         await self.app(scope, replay, observed_send)
         self._count(scope, status[0], start)
 
+    def _refusal(self, scope, headers: dict) -> JSONResponse | None:
+        """401 without a valid key where one is needed, else 413 for a declared length over the limit."""
+        if self._needs_key(scope) and not _valid_key(headers.get(b"authorization", b""), self.settings.api_keys):
+            return JSONResponse({"detail": "missing or wrong API key (send Authorization: Bearer KEY)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
+            return _too_large(self.settings.max_body_bytes)
+        return None
+
+    def _needs_key(self, scope) -> bool:
+        if not self.settings.api_keys or scope["path"] == "/healthz":  # load balancers probe without one
+            return False
+        return _is_write(scope["method"], scope["path"]) or not self.settings.public_reads
+
     def _count(self, scope, status: int, start: float) -> None:
         route = scope.get("route")
-        name = getattr(route, "path", "unmatched")
+        if route is None:  # refused before routing (401, 413): the route it was for
+            route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+        # "/v1/users/{user}/recommendations", not the template's "{user:path}" (ids may hold a "/")
+        name = getattr(route, "path", "unmatched").replace(":path}", "}")
         self.metrics.requests.labels(name, scope["method"], str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+def _is_write(method: str, path: str) -> bool:
+    """The routes that change state: events, forgetting a user, reloading the model."""
+    return method == "DELETE" or (method == "POST" and path in ("/v1/events", "/v1/admin/reload"))
+
+
+def _valid_key(authorization: bytes, keys: tuple[str, ...]) -> bool:
+    scheme, _, key = authorization.decode("latin-1").partition(" ")
+    # every key compared, in constant time each: the answer's timing tells nothing of a key
+    matches = [hmac.compare_digest(key.strip().encode("latin-1"), k.encode()) for k in keys]
+    return scheme.lower() == "bearer" and any(matches)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -276,8 +343,11 @@ class Service:
         (requests keep being answered; a user not yet recomputed is recomputed when touched)."""
         async with self._reload_lock:
             current = self.engine.served
+            # Keys first: a bad key file fails the reload before anything changes.
+            keys = read_api_keys(self.settings.api_key_file) if self.settings.api_key_file else ()
             served: ServedModel = await asyncio.to_thread(load_served_model, run or current.run,
                                                           model or current.name)
+            self.settings.api_keys = keys
             await self.run(self.engine.swap, served)
             users = await self.run(lambda: list(self.engine.store.user_ids()))
             recomputed = 0
@@ -298,6 +368,12 @@ async def _run_here(fn, *args):
     return fn(*args)
 
 
+#: how long /healthz waits for the store
+HEALTH_TIMEOUT_S = 2.0
+
+UserId = Annotated[str, PathParameter(min_length=1, max_length=200)]
+
+
 def create_app(service: Service) -> FastAPI:
     settings = service.settings
 
@@ -314,22 +390,14 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="interestevo", version="1", lifespan=lifespan,
                   description="Real-time recommendations from each user's interest state, at the request time.")
 
-    def check_key(authorization: str | None) -> None:
-        scheme, _, key = (authorization or "").partition(" ")
-        ok = scheme.lower() == "bearer" and any(hmac.compare_digest(key.strip().encode(), k.encode())
-                                                for k in settings.api_keys)
-        if not ok:
-            raise HTTPException(401, "missing or wrong API key (send Authorization: Bearer KEY)",
-                                headers={"WWW-Authenticate": "Bearer"})
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        # FastAPI's answer without each error's "input": it can be megabytes, or a NaN JSON cannot hold.
+        return JSONResponse({"detail": [{key: value for key, value in e.items() if key in ("type", "loc", "msg")}
+                                        for e in error.errors()]}, status_code=422)
 
-    # async, so FastAPI runs them on the event loop instead of handing each one to a thread pool
-    async def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
-        if settings.api_keys:
-            check_key(authorization)
-
-    async def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
-        if settings.api_keys and not settings.public_reads:
-            check_key(authorization)
+    for unavailable in service.engine.store.unavailable_errors:
+        app.add_exception_handler(unavailable, store_unavailable)
 
     @app.exception_handler(OutOfOrderError)
     async def out_of_order(request: Request, error: OutOfOrderError):
@@ -346,7 +414,7 @@ def create_app(service: Service) -> FastAPI:
     def request_time(at: int | None) -> int:
         return int(time.time()) if at is None else at
 
-    @app.post("/v1/events", response_model=EventsOut, dependencies=[Depends(write_access)])
+    @app.post("/v1/events", response_model=EventsOut)
     async def post_events(body: EventsIn):
         """Apply events in order per user; the answer comes once they are durable in the store."""
         events = [Event(e.user, e.item, e.time, e.id) for e in body.events]
@@ -355,34 +423,34 @@ def create_app(service: Service) -> FastAPI:
         service.metrics.duplicates.inc(result["duplicates"])
         return result
 
-    @app.get("/v1/users/{user}/recommendations", dependencies=[Depends(read_access)])
-    async def recommendations(user: str, k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    @app.get("/v1/users/{user:path}/recommendations")
+    async def recommendations(user: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10,
                               at: Annotated[Time | None, Query()] = None, exclude_seen: bool = False):
         # The engine answers in plain JSON types: skip FastAPI's generic encoder on the hot path.
         return JSONResponse(await service.batcher.submit(RecommendRequest(user, request_time(at), k, exclude_seen)))
 
-    @app.post("/v1/recommendations", dependencies=[Depends(read_access)])
+    @app.post("/v1/recommendations")
     async def many_recommendations(body: RecommendationsIn):
         at = request_time(body.at)
         answers = await asyncio.gather(*[service.batcher.submit(RecommendRequest(u, at, body.k, body.exclude_seen))
                                          for u in body.users])
         return JSONResponse({"results": answers})
 
-    @app.get("/v1/users/{user}/interest", dependencies=[Depends(read_access)])
-    async def interest(user: str, at: Annotated[Time | None, Query()] = None):
+    @app.get("/v1/users/{user:path}/interest")
+    async def interest(user: UserId, at: Annotated[Time | None, Query()] = None):
         return await service.run(service.engine.interest, user, request_time(at))
 
-    @app.get("/v1/users/{user}/explanation", dependencies=[Depends(read_access)])
-    async def explanation(user: str, item: Annotated[str, Query(min_length=1)],
+    @app.get("/v1/users/{user:path}/explanation")
+    async def explanation(user: UserId, item: Annotated[str, Query(min_length=1)],
                           at: Annotated[Time | None, Query()] = None):
         return await service.run(service.engine.explain, user, item, request_time(at))
 
-    @app.delete("/v1/users/{user}", dependencies=[Depends(write_access)])
-    async def forget(user: str):
+    @app.delete("/v1/users/{user:path}")
+    async def forget(user: UserId):
         """Erase the user's state, seen items and events from the store, durably."""
         return {"user": user, "forgotten": await service.run(service.engine.forget, user)}
 
-    @app.post("/v1/admin/reload", dependencies=[Depends(write_access)])
+    @app.post("/v1/admin/reload")
     async def reload(body: Annotated[ReloadIn | None, Body()] = None):
         body = body or ReloadIn()
         if settings.processes > 1:
@@ -403,18 +471,31 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"model": served.name, "run": str(served.run), "processes": settings.processes,
                              "restarting": True, "previous_fingerprint": served.fingerprint}, status_code=202)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz():
-        served = service.engine.served
-        return {"status": "ok", "model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
-                "store": service.engine.store.url.split("@")[-1], "pid": os.getpid()}
+        """200 while the model is loaded and the store answers, else 503 (for load balancers)."""
+        served, store = service.engine.served, service.engine.store
+        answer = {"status": "ok", "model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
+                  "store": store.url.split("@")[-1], "pid": os.getpid()}
+        try:  # on a thread of its own: a hung store must not hold the event loop
+            await asyncio.wait_for(asyncio.to_thread(store.ping), HEALTH_TIMEOUT_S)
+        except (asyncio.TimeoutError, *store.unavailable_errors) as error:
+            return JSONResponse({**answer, "status": "unavailable", "detail": f"the store does not answer: "
+                                                                              f"{error or 'timeout'}"}, status_code=503)
+        return answer
 
-    @app.get("/metrics", dependencies=[Depends(read_access)])
+    @app.get("/metrics")
     async def metrics():
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(ObserveRequests, metrics=service.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGate, metrics=service.metrics, settings=settings, routes=app.router.routes)
     return app
+
+
+async def store_unavailable(request: Request, error: Exception):
+    log.error("the store cannot serve %s %s: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": f"the store is unavailable, try again later ({type(error).__name__}: {error})"},
+                        status_code=503, headers={"Retry-After": "1"})
 
 
 async def _reload_logged(service: Service) -> None:

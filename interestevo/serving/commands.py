@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 
 from ..cli import bounded
@@ -97,23 +98,44 @@ def run_serve(args) -> int:
     settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
+    listening = _listening_socket(args.host, args.port)  # before the model loads: a taken port fails at once
+    port = listening.getsockname()[1]  # the one the system chose for --port 0
     if args.workers == 1:
         app = _started(build_app(settings))
-        log.info("listening on http://%s:%d", args.host, args.port)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        log.info("listening on http://%s:%d", args.host, port)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listening])
         return 0
+    listening.close()  # uvicorn's supervisor binds the port again, for its processes to share
     from .engine import best_model_name
 
     if settings["model"] is None:  # every process serves the same model, even if metrics.json changes
         settings["model"] = best_model_name(run)
-    log.info("starting %d service processes on http://%s:%d", args.workers, args.host, args.port)
+    log.info("starting %d service processes on http://%s:%d", args.workers, args.host, port)
     os.environ[WORKER_SETTINGS_ENV] = json.dumps(settings)
     options = {}
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:  # uvicorn >= 0.35
         options["timeout_worker_healthcheck"] = 600  # a process is ready once its model has loaded
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, host=args.host, port=port,
                 log_level="warning", access_log=False, **options)
     return 0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds: SO_REUSEADDR), or a one-line error
+    naming the option: an unknown host or a port in use must not surface after start-up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise ValueError(f"--host {host!r}: not an address of this machine ({error.strerror})") from None
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise ValueError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
+    return listening
 
 
 def build_app(settings: dict):
@@ -129,7 +151,8 @@ def build_app(settings: dict):
     keys = read_api_keys(settings["api_key_file"]) if settings["api_key_file"] else ()
     store = open_store(settings["store"], default_path=run / "serving.db")
     served = load_served_model(run, settings["model"])
-    service_settings = ServiceSettings(api_keys=keys, public_reads=settings["public_reads"],
+    service_settings = ServiceSettings(api_keys=keys, api_key_file=settings["api_key_file"],
+                                       public_reads=settings["public_reads"],
                                        max_body_bytes=settings["max_body_bytes"],
                                        batch_window_s=settings["batch_window_ms"] / 1000,
                                        processes=settings["workers"])

@@ -68,6 +68,8 @@ class UserStore(ABC):
     """The interface the service needs; user ids are strings."""
 
     url: str
+    #: what the backend raises when it cannot be reached or cannot write now (the service: HTTP 503)
+    unavailable_errors: tuple[type[Exception], ...] = ()
 
     @abstractmethod
     def transact(self, users: list[str], event_ids: dict[str, list[str]],
@@ -102,6 +104,10 @@ class UserStore(ABC):
     @abstractmethod
     def size_bytes(self) -> int: ...
 
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise one of :attr:`unavailable_errors` unless the store answers (the health check)."""
+
     def close(self) -> None:
         pass
 
@@ -125,6 +131,10 @@ def open_store(url: str, default_path: Path | None = None) -> UserStore:
         path = url[len("sqlite:///"):]  # "/abs/path" for sqlite:////abs/path, else relative
         if not path or path == ":memory:":
             raise ValueError(f"--store {url!r}: a SQLite store needs a file path (the state must survive restarts)")
+        if "?" in path:
+            raise ValueError(f"--store {url!r}: SQLite URL options (?...) are not supported; give the file's path only")
+        if not Path(path).parent.is_dir():  # a typo must not create directories
+            raise ValueError(f"--store {url!r}: the directory {Path(path).parent} does not exist")
         return SQLiteStore(Path(path))
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url)
@@ -160,6 +170,7 @@ class SQLiteStore(UserStore):
     checkpoint after :attr:`WAL_BACKSTOP_PAGES` pages stays as a backstop should that thread lag.
     """
 
+    unavailable_errors = (sqlite3.OperationalError,)  # locked past the timeout, disk full, I/O errors
     WAL_BACKSTOP_PAGES = 20_000  # 80 MB of 4 KiB pages
     CHECKPOINT_PAUSE_S = 0.05  # between two background checkpoints while writes keep coming
     # SQLite's default page cache is 2 MB; a store of many users is far larger, and the users of a
@@ -173,7 +184,6 @@ class SQLiteStore(UserStore):
         self.url = f"sqlite:///{self.path}"
         if self.path.exists() and not self.path.is_file():
             raise ValueError(f"--store {self.url}: {self.path} is not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the writer's connection, used from any thread, one statement at a time
         self._read_lock = threading.Lock()  # the reader's
         try:
@@ -339,6 +349,10 @@ class SQLiteStore(UserStore):
         wal = self.path.with_name(self.path.name + "-wal")
         return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
 
+    def ping(self):
+        with self._read_lock:
+            self._reader.execute("SELECT COUNT(*) FROM users WHERE 0").fetchone()
+
     def close(self):
         self._closing.set()
         self._wrote.set()
@@ -372,7 +386,11 @@ class RedisStore(UserStore):
         import redis
 
         self.url = url
-        self._redis = redis.Redis.from_url(url)
+        self.unavailable_errors = (redis.ConnectionError, redis.TimeoutError)
+        try:  # a server that hangs must fail requests (503), not hold them forever
+            self._redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+        except ValueError as error:  # e.g. a port that is not a number
+            raise ValueError(f"--store {url!r}: {error}") from None
         self._watch_error = redis.WatchError
         self._prefix = prefix
         try:
@@ -463,6 +481,9 @@ class RedisStore(UserStore):
 
     def size_bytes(self):
         return int(self._redis.info("memory")["used_memory"])
+
+    def ping(self):
+        self._redis.ping()
 
     def close(self):
         self._redis.close()

@@ -127,11 +127,15 @@ def serve():
 
 class RedisServer:
     def __init__(self, directory: Path):
-        self.port = free_port()
+        self.port, self.directory = free_port(), directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """(Again) on the same port and directory: its append-only file brings the data back."""
         # An fsync per write: the service's answers come after the events are durable.
         self.process = subprocess.Popen(
-            [REDIS_BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
+            [REDIS_BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
@@ -146,8 +150,9 @@ class RedisServer:
         client.close()
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
 
 
 REDIS_BINARY = shutil.which("redis-server")
