@@ -3,7 +3,10 @@
 The new events are trained on with each user's old history as context; items the run never saw
 get new embedding rows (every old item keeps its index and its learned row); the result is a
 normal run directory (config, checkpoint, tracker) that ``interestevo serve`` can serve or
-reload.
+reload. It is written in a hidden sibling directory and renamed to ``out`` when complete, so a
+failure never leaves a partial run. Ids match the run's by their text (``3`` and ``"3"`` are one
+user). A new event older than its user's logged ones takes its place in time order (a late
+arrival is still an event); the events after it are then read with it as context.
 
 >>> result = finetune_run("runs/old", "new_events.csv", "runs/new", epochs=1)   # doctest: +SKIP
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import torch
 
 from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids
 from ..data import DataFormatError, prepare_interactions, read_interactions, read_items
+from ..data.cleaning import normalise_ids
 from ..models import ModelConfig, build_model, model_from_state, split_model_name
 from ..train import train_model
 from .config import ExperimentConfig
@@ -27,6 +33,8 @@ from .dataset import item_labels, load_dataset
 from .layout import RunDirectory
 
 log = logging.getLogger("interestevo.experiment")
+
+CATEGORY_EMBEDDING = "items.category_embedding.weight"  # (E, C): one column per category
 
 
 @dataclass
@@ -49,11 +57,10 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
     from ..serving.engine import best_model_name
     from ..serving.tracker import InterestTracker
 
-    old, new = RunDirectory(run_dir), RunDirectory(out)
+    old, out = RunDirectory(run_dir), Path(out)
     if not old.config.is_file():
         raise ValueError(f"{old.root} is not a run directory (no config.json)")
-    if new.root.exists() and (not new.root.is_dir() or any(new.root.iterdir())):
-        raise ValueError(f"--out {new.root} exists and is not empty: choose a new directory")
+    _check_out_is_free(out)
     config = ExperimentConfig.load(old.config)
     name = model or best_model_name(old.root)
     uses_text = split_model_name(name)[1]
@@ -68,45 +75,108 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
                               time_col=config.data.time_col)[["user_id", "item_id", "timestamp"]]
     if len(fresh) == 0:
         raise DataFormatError(f"--data {data}: no events")
-    frame = pd.concat([history.to_frame()[["user_id", "item_id", "timestamp"]], fresh], ignore_index=True)
-    frame["new_event"] = np.r_[np.zeros(len(frame) - len(fresh), bool), np.ones(len(fresh), bool)]
+    frame = _combined_log(history.to_frame()[["user_id", "item_id", "timestamp"]], fresh)
     items_table = _items_table(config, history, uses_text)
+    # Category columns in the order the new run's own item file gives when it is loaded (sorted
+    # names), not the old run's: a synthetic run's are in generation order, and serve and the
+    # interest forecast name the fine-tuned model's columns by what the new run loads.
     inter = prepare_interactions(frame.drop(columns="new_event"), items_table, dt_unit=config.data.dt_unit,
-                                 category_names=history.category_names, keep_unlogged_items=uses_text)
+                                 keep_unlogged_items=uses_text)
     inter = _old_items_first(inter, old_items)
-    is_new = frame["new_event"].to_numpy()[inter.source_row]
-    targets = np.flatnonzero(is_new & (inter.position_in_user > 0))  # a first event has no context
-    if len(targets) == 0:
-        raise DataFormatError(f"--data {data}: no new event follows an earlier one of its user, so there is "
-                              f"nothing to train on")
-    # The latest tenth of the new events chooses the best epoch.
-    cut = np.quantile(inter.timestamp[targets], 0.9)
-    valid, train = targets[inter.timestamp[targets] > cut], targets[inter.timestamp[targets] <= cut]
-    if len(valid) == 0 or len(train) == 0:
-        valid = train = targets
+    train, valid = _new_event_targets(inter, frame["new_event"].to_numpy(), data)
 
     model_config = ModelConfig.from_saved(saved["model_config"])
     text = _text_features(config, inter) if uses_text else None
-    grown = _grown_model(name, saved, inter, model_config, text)
+    grown = _grown_model(name, saved, inter, model_config, history.category_names, text)
     train_config = replace(config.train, epochs=epochs, lr=lr or config.train.lr, progress=False)
     extra = {"model_name": name, "model_config": asdict(model_config), "train_config": asdict(train_config),
              "num_items": inter.num_items, "dt_unit": inter.dt_unit, "user_ids": plain_ids(inter.user_ids),
              "item_ids": plain_ids(inter.item_ids), "finetuned_from": str(old.root.resolve())}
     if text is not None:
         extra["text_fingerprint"] = text.fingerprint
-    new.root.mkdir(parents=True, exist_ok=True)
-    result = train_model(grown, inter, train, valid, train_config, name=name, checkpoint_dir=new.checkpoints(name),
-                         extra=extra)
-    _write_run(new, config, frame.drop(columns="new_event"), items_table, name, train_config)
-    tracker = InterestTracker(grown.cpu().eval(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
-                              model_config=model_config)
-    tracker.observe_history(inter, batch_size=train_config.eval_batch_size, window=train_config.window)
-    tracker.save(new.tracker(name))
     new_items = inter.num_items - (len(old_items) - 1)
-    new.write_json(new.root / "finetune.json", {
-        "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)), "new_items": int(new_items),
-        "epochs": epochs, "history": [asdict(r) for r in result.history], "best_epoch": result.best_epoch})
-    return FinetuneResult(new, name, len(fresh), new_items, epochs, float(result.best_score))
+    staging = _staging_directory(out)
+    try:
+        new = RunDirectory(staging)
+        # The data files first: a log that cannot be saved fails before the training time is spent.
+        _write_run(new, out, config, frame.drop(columns="new_event"), items_table, name, train_config)
+        result = train_model(grown, inter, train, valid, train_config, name=name,
+                             checkpoint_dir=new.checkpoints(name), extra=extra)
+        tracker = InterestTracker(grown.cpu().eval(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
+                                  model_config=model_config)
+        tracker.observe_history(inter, batch_size=train_config.eval_batch_size, window=train_config.window)
+        tracker.save(new.tracker(name))
+        new.write_json(new.root / "finetune.json", {
+            "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)),
+            "new_items": int(new_items), "epochs": epochs, "history": [asdict(r) for r in result.history],
+            "best_epoch": result.best_epoch})
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _publish(staging, out)
+    return FinetuneResult(RunDirectory(out), name, len(fresh), new_items, epochs, float(result.best_score))
+
+
+def _new_event_targets(inter, new_event: np.ndarray, data) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation targets: the new events (``new_event``, per row of the combined
+    log) that follow an earlier event of their user; the latest tenth of them chooses the best epoch."""
+    is_new = new_event[inter.source_row]
+    targets = np.flatnonzero(is_new & (inter.position_in_user > 0))  # a first event has no context
+    if len(targets) == 0:
+        raise DataFormatError(f"--data {data}: no new event follows an earlier one of its user, so there is "
+                              f"nothing to train on")
+    cut = np.quantile(inter.timestamp[targets], 0.9)
+    valid, train = targets[inter.timestamp[targets] > cut], targets[inter.timestamp[targets] <= cut]
+    if len(valid) == 0 or len(train) == 0:
+        valid = train = targets
+    return train, valid
+
+
+def _check_out_is_free(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out} exists and is not empty: choose a new directory")
+
+
+def _staging_directory(out: Path) -> Path:
+    """A hidden sibling of ``out`` (same file system, so the final rename is atomic)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Rename the complete run to ``out`` (replacing it only if it is still an empty directory)."""
+    try:
+        os.replace(staging, out)
+    except OSError as err:
+        # Something appeared in --out while training: keep both, lose nothing.
+        raise ValueError(f"--out {out} cannot take the fine-tuned run ({err.strerror or err}); it is "
+                         f"complete in {staging}: move it where you want it") from None
+
+
+def _combined_log(old: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The run's log followed by the new events (``new_event`` marks them), ids of one type per column."""
+    alike = {column: _alike_ids(old[column], fresh[column]) for column in ("user_id", "item_id")}
+    old = old.assign(**{column: pair[0] for column, pair in alike.items()})
+    fresh = fresh.assign(**{column: pair[1] for column, pair in alike.items()})
+    frame = pd.concat([old, fresh], ignore_index=True)
+    frame["new_event"] = np.r_[np.zeros(len(old), bool), np.ones(len(fresh), bool)]
+    return frame
+
+
+def _alike_ids(old: pd.Series, new: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Both id columns numbers when both are, else both text: ids match by their text across the
+    package (user ``3`` of the run's log is ``"3"`` in a file that also has ``"newu"``), and a column
+    mixing numbers and strings cannot be saved as Parquet."""
+    numeric = [pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c) for c in (old, new)]
+    if all(numeric):
+        return old, new
+    return _as_text(old), _as_text(new)
+
+
+def _as_text(ids: pd.Series) -> pd.Series:
+    values, missing = normalise_ids(ids)  # a whole float (3.0, from a column with gaps) reads as "3"
+    # Missing ids stay missing, for cleaning to count and drop.
+    return pd.Series(values, index=ids.index, dtype=object).astype(str).where(~missing, None)
 
 
 def _items_table(config: ExperimentConfig, history, uses_text: bool) -> pd.DataFrame | None:
@@ -172,9 +242,11 @@ def _text(value) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-def _grown_model(name: str, saved: dict, inter, config: ModelConfig, text=None):
+def _grown_model(name: str, saved: dict, inter, config: ModelConfig, old_categories: list[str] | None,
+                 text=None):
     """The checkpoint's model with rows for the new items (their embeddings freshly initialised,
-    their categories from the item table, their text vectors from ``text``)."""
+    their categories from the item table, their text vectors from ``text``); its category columns
+    are named ``old_categories``, the new model's ``inter.category_names``."""
     old = model_from_state(name, saved["num_items"], config, saved["model_state"])
     categories = None if inter.item_categories is None else torch.from_numpy(inter.item_categories)
     torch.manual_seed(0)
@@ -184,6 +256,9 @@ def _grown_model(name: str, saved: dict, inter, config: ModelConfig, text=None):
     for key, value in old.state_dict().items():
         if key == "items.categories":
             continue  # the new table's, which covers the new items too
+        if key == CATEGORY_EMBEDDING:
+            state[key] = _columns_by_name(value, old_categories, state[key], inter.category_names)
+            continue
         if value.dim() and value.shape[0] == rows and state[key].shape[0] == inter.num_items + 1:
             state[key][:rows] = value  # per-item rows: old items keep theirs
         else:
@@ -192,12 +267,28 @@ def _grown_model(name: str, saved: dict, inter, config: ModelConfig, text=None):
     return grown
 
 
-def _write_run(run: RunDirectory, config: ExperimentConfig, frame: pd.DataFrame, items: pd.DataFrame | None,
-               name: str, train_config) -> None:
-    """config.json pointing at the combined log (and item categories) saved in the run itself."""
+def _columns_by_name(old: torch.Tensor, old_names: list[str] | None, new: torch.Tensor,
+                     new_names: list[str] | None) -> torch.Tensor:
+    """``new`` (E, C') with each column of a category ``old`` (E, C) knew replaced by the learned one
+    (the two orders differ); a category new to the item table keeps its fresh initialisation."""
+    if old_names is None or new_names is None or old.shape[1] != len(old_names):
+        raise DataFormatError(f"the run's item categories ({0 if old_names is None else len(old_names)}) are "
+                              f"not the {old.shape[1]} its checkpoint was trained with: was its item file "
+                              f"changed since?")
+    merged, position = new.clone(), {category: i for i, category in enumerate(old_names)}
+    for j, category in enumerate(new_names):
+        if category in position:
+            merged[:, j] = old[:, position[category]]
+    return merged
+
+
+def _write_run(run: RunDirectory, final: Path, config: ExperimentConfig, frame: pd.DataFrame,
+               items: pd.DataFrame | None, name: str, train_config) -> None:
+    """config.json pointing at the combined log (and item categories) saved in the run itself;
+    ``run`` is written now and renamed to ``final`` later, so the paths name ``final``."""
     events = run.root / "events.parquet"
     _atomic_frame(frame, events, lambda f, p: f.to_parquet(p, index=False))
-    data = replace(config.data, path=str(events.resolve()), format="parquet", user_col="user_id",
+    data = replace(config.data, path=str(final.absolute() / events.name), format="parquet", user_col="user_id",
                    item_col="item_id", time_col="timestamp", k_core=0)
     if items is not None:
         table = run.root / "items.csv"
@@ -210,9 +301,9 @@ def _write_run(run: RunDirectory, config: ExperimentConfig, frame: pd.DataFrame,
         if "text" in flat.columns:
             described |= flat["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
         _atomic_frame(flat[described], table, lambda f, p: f.to_csv(p, index=False))
-        data = replace(data, items=str(table.resolve()), category_col="category",
+        data = replace(data, items=str(final.absolute() / table.name), category_col="category",
                        text_col="text" if "text" in flat.columns else data.text_col)
-    new_config = replace(config, data=data, train=train_config, models=(name,), out=str(run.root))
+    new_config = replace(config, data=data, train=train_config, models=(name,), out=str(final))
     atomic_write_text(new_config.to_json() + "\n", run.config)
     run.write_json(run.metrics, {})
 

@@ -136,11 +136,15 @@ class SequenceRecommender(nn.Module):
         if at is None:
             return logits
         # Context terms work on flat rows: (M, D) queries, (M,) times, (M, num_items + 1) history.
+        # Widths are named, not -1: M may be 0 (a training window without targets), and a 0-element
+        # tensor cannot infer them.
         rows = queries.reshape(-1, queries.shape[-1])
-        flat_items = items if items is None or items.dim() == 1 else items.reshape(len(rows), -1)
+        flat_items = items if items is None or items.dim() == 1 else items.reshape(len(rows), items.shape[-1])
         flat_seen = None if last_seen is None else (
-            last_seen.reshape(len(rows)) if isinstance(last_seen, SeenItems) else last_seen.reshape(len(rows), -1))
-        flat = self.add_context(logits.reshape(len(rows), -1), rows, at.reshape(-1), flat_seen, flat_items)
+            last_seen.reshape(len(rows)) if isinstance(last_seen, SeenItems)
+            else last_seen.reshape(len(rows), last_seen.shape[-1]))
+        flat = self.add_context(logits.reshape(len(rows), logits.shape[-1]), rows, at.reshape(-1), flat_seen,
+                                flat_items)
         return flat.reshape(logits.shape)
 
     @property

@@ -26,7 +26,8 @@ from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 from starlette.routing import Match
 
@@ -206,6 +207,10 @@ class MicroBatcher:
 
 # ------------------------------------------------------------------------------- metrics
 class Metrics:
+    """The service's Prometheus metrics. Under ``serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR``
+    set) every process writes its counts to files there and a scrape adds up all of them, as
+    prometheus-client's multiprocess mode does: whichever process answers, the totals are the service's."""
+
     def __init__(self, engine: ServingEngine):
         self.registry = CollectorRegistry()
         self.requests = Counter("interestevo_http_requests", "HTTP requests by route, method and status",
@@ -220,18 +225,35 @@ class Metrics:
         self.batch_size = Histogram("interestevo_recommendation_batch_size", "requests per model call",
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.reloads = Counter("interestevo_reloads", "model reloads", registry=self.registry)
-        Gauge("interestevo_users", "users with state in the store", registry=self.registry).set_function(
-            lambda: _measured(engine.store, engine.store.count_users))
-        Gauge("interestevo_store_bytes", "size of the store (file bytes, or Redis used_memory)",
-              registry=self.registry).set_function(lambda: _measured(engine.store, engine.store.size_bytes))
+        self._store = StoreGauges(engine)
+        self.registry.register(self._store)
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_process)
+        every_process.register(self._store)
+        return generate_latest(every_process)
 
 
-def _measured(store, measure) -> float:
-    """A gauge's value, NaN while the store is unavailable: the other metrics still get scraped."""
-    try:
-        return measure()
-    except store.unavailable_errors:
-        return float("nan")
+class StoreGauges:
+    """Users and the store's size, read from the store when scraped (NaN while it is unavailable:
+    the other metrics still get scraped)."""
+
+    def __init__(self, engine: ServingEngine):
+        self.engine = engine
+
+    def collect(self):
+        store = self.engine.store
+        for name, help, measure in (("interestevo_users", "users with state in the store", store.count_users),
+                                    ("interestevo_store_bytes", "size of the store (file bytes, or Redis "
+                                                                "used_memory)", store.size_bytes)):
+            try:
+                value = measure()
+            except store.unavailable_errors:
+                value = float("nan")
+            yield GaugeMetricFamily(name, help, value=value)
 
 
 class RequestGate:
@@ -468,6 +490,7 @@ def create_app(service: Service) -> FastAPI:
                                      f"checkpoint of {served.name} in {served.run}; restart serve for another "
                                      "run or model")
         os.kill(os.getppid(), signal.SIGHUP)
+        service.metrics.reloads.inc()
         return JSONResponse({"model": served.name, "run": str(served.run), "processes": settings.processes,
                              "restarting": True, "previous_fingerprint": served.fingerprint}, status_code=202)
 
@@ -486,7 +509,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics():
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestGate, metrics=service.metrics, settings=settings, routes=app.router.routes)
     return app

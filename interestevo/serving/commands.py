@@ -10,7 +10,9 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 from ..cli import bounded
@@ -112,11 +114,18 @@ def run_serve(args) -> int:
         settings["model"] = best_model_name(run)
     log.info("starting %d service processes on http://%s:%d", args.workers, args.host, port)
     os.environ[WORKER_SETTINGS_ENV] = json.dumps(settings)
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # else the deployment's
+    if own_metrics_dir:  # each process's counts go to files there; a scrape adds them up
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="interestevo-metrics-")
     options = {}
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:  # uvicorn >= 0.35
         options["timeout_worker_healthcheck"] = 600  # a process is ready once its model has loaded
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, host=args.host, port=port,
-                log_level="warning", access_log=False, **options)
+    try:
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, host=args.host, port=port,
+                    log_level="warning", access_log=False, **options)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
     return 0
 
 

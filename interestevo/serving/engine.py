@@ -75,6 +75,9 @@ class ServedModel:
         categories = self.model.items.categories
         self._categories_of = None
         if categories is not None and self.category_names is not None:  # once, not per answer
+            if len(self.category_names) != categories.shape[1]:
+                raise ValueError(f"{self.run}: its item file names {len(self.category_names)} categories, the "
+                                 f"checkpoint of {self.name} has {categories.shape[1]}; was the item file changed?")
             self._categories_of = [[self.category_names[c] for c in np.flatnonzero(row)]
                                    for row in categories.numpy()]
 

@@ -211,6 +211,18 @@ def test_a_model_with_item_activity_needs_the_request_time():
     assert plain.score(torch.randn(1, 8)).shape == (1, 5)
 
 
+@pytest.mark.parametrize("name", ["timelstm", "gru", "sasrec"])
+def test_scoring_no_query_rows_gives_no_rows(name):
+    # A training window may hold no target (fine-tuning trains on the new events only).
+    model = make(name)
+    model.observe_log(type("Log", (), {"item": [1, 2], "timestamp": [0, 3600]})())  # item activity's tables
+    none = torch.zeros(0, 8)  # queries of make's embedding size
+    at, seen = torch.zeros(0, dtype=torch.long), torch.full((0, NUM_ITEMS + 1), -1)
+    assert model.score(none, at, seen).shape == (0, NUM_ITEMS + 1)
+    assert model.score_items(none, torch.tensor([1, 2]), at, seen).shape == (0, 2)
+    assert model.score_items(none, torch.zeros(0, 1, dtype=torch.long), at, seen).shape == (0, 1)
+
+
 @pytest.mark.parametrize("num_items", [NUM_ITEMS, 3])  # 3: items recur within and across windows
 def test_last_seen_carried_across_windows_equals_brute_force(num_items):
     from interestevo.models.repeat import LastSeen

@@ -6,18 +6,21 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from interestevo.checkpoint import load_checkpoint
 from interestevo.data import SyntheticConfig, generate_synthetic
 from interestevo.experiment import DataConfig, ExperimentConfig, load_model, run_experiment
+from interestevo.experiment.finetune import finetune_run
 from interestevo.models import ModelConfig
 from interestevo.models.repeat import LastSeen
 from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
 from interestevo.serving.store import SQLiteStore
+from interestevo.serving.tracker import InterestTracker
 from interestevo.train import TrainConfig
 
-from .conftest import REPO
+from .conftest import REPO, SYNTHETIC
 
 
 def drifting_log(tmp_path):
@@ -94,3 +97,96 @@ def test_finetuned_model_scores_the_later_events_better_and_is_servable(tmp_path
                               str(tmp_path / "new.csv"), "--out", str(new_run)],
                              capture_output=True, text=True, cwd=REPO, timeout=600)
     assert refused.returncode == 2 and "not empty" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def windowed_run(tmp_path_factory):
+    """A small synthetic run read in windows of 4 events (its users have 8 to 14), whose 6 categories
+    are in generation order (sports, music, ...), not alphabetical."""
+    out = tmp_path_factory.mktemp("runs") / "windowed"
+    run_experiment(ExperimentConfig(data=DataConfig(synthetic=SYNTHETIC),
+                                    model=ModelConfig(embedding_size=8, hidden_size=8, dropout=0.0),
+                                    train=TrainConfig(epochs=1, device="cpu", progress=False, batch_size=16, window=4),
+                                    models=("timelstm",), out=str(out)))
+    return out
+
+
+def new_events(run, path, users, per_user=1):
+    """``per_user`` events of the run's own items for each of ``users``, after the run's log."""
+    items = load_checkpoint(run / "checkpoints" / "timelstm" / "best.pt")["item_ids"][1:]
+    rows = [(user, items[(7 * n + k) % len(items)], 1_900_000_000 + 1000 * n + k)
+            for n, user in enumerate(users) for k in range(per_user)]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(path, index=False)
+    return path
+
+
+def test_finetune_trains_when_a_window_holds_no_new_event(windowed_run, tmp_path):
+    # Every user's one new event comes after 8+ old ones: the first 4-event window of every batch
+    # has no target (it crashed: "cannot reshape tensor of 0 elements into shape [0, -1]").
+    data = new_events(windowed_run, tmp_path / "one_each.csv", users=range(1, 41))
+    result = finetune_run(windowed_run, data, tmp_path / "tuned")
+    assert result.new_events == 40 and (tmp_path / "tuned" / "checkpoints" / "timelstm" / "best.pt").is_file()
+
+
+def test_finetune_matches_string_and_integer_user_ids_by_their_text(windowed_run, tmp_path):
+    # The run's log has integer ids; a file with "newu" reads every id as a string.
+    data = new_events(windowed_run, tmp_path / "mixed.csv", users=["newu", "3"], per_user=3)
+    finetune_run(windowed_run, data, tmp_path / "tuned")
+    old_users = load_checkpoint(windowed_run / "checkpoints" / "timelstm" / "best.pt")["user_ids"]
+    users = [str(u) for u in load_checkpoint(tmp_path / "tuned" / "checkpoints" / "timelstm" / "best.pt")["user_ids"]]
+    assert len(users) == len(old_users) + 1 and users.count("3") == 1 and "newu" in users  # "3" is user 3
+    events = pd.read_parquet(tmp_path / "tuned" / "events.parquet")
+    assert (events.user_id.astype(str) == "3").sum() > 3  # user 3's old events and the new ones
+
+
+def test_a_failed_finetune_leaves_no_out_directory(windowed_run, tmp_path, monkeypatch):
+    data = new_events(windowed_run, tmp_path / "new.csv", users=range(1, 11), per_user=2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(InterestTracker, "save", disk_full)  # fails after training
+        with pytest.raises(OSError):
+            finetune_run(windowed_run, data, tmp_path / "tuned")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no --out, no hidden partial one
+    finetune_run(windowed_run, data, tmp_path / "tuned")  # a rerun is not refused as "not empty"
+    assert sorted(p.name for p in (tmp_path / "tuned").iterdir()) == [
+        "checkpoints", "config.json", "events.parquet", "finetune.json", "items.csv", "metrics.json", "trackers"]
+
+
+def test_a_finetuned_run_never_overwrites_what_appeared_in_out_meanwhile(windowed_run, tmp_path, monkeypatch):
+    from interestevo.experiment import finetune
+
+    data = new_events(windowed_run, tmp_path / "new.csv", users=range(1, 11), per_user=2)
+    out, train = tmp_path / "tuned", finetune.train_model
+
+    def someone_writes_out(*args, **kwargs):
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_model", someone_writes_out)
+    with pytest.raises(ValueError, match="complete in"):
+        finetune_run(windowed_run, data, out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".tuned.")]
+    assert len(kept) == 1 and (kept[0] / "checkpoints" / "timelstm" / "best.pt").is_file()
+
+
+def test_a_finetuned_synthetic_run_serves_the_categories_of_its_item_file(windowed_run, tmp_path):
+    data = new_events(windowed_run, tmp_path / "new.csv", users=range(1, 21), per_user=3)
+    tuned = tmp_path / "tuned"
+    finetune_run(windowed_run, data, tuned, lr=1e-12)  # weights as good as unchanged
+    served = load_served_model(tuned)
+    table = pd.read_csv(tuned / "items.csv", dtype={"item_id": str})
+    listed = dict(zip(table.item_id, table.category.str.split("|")))
+    assert len(listed) == len(served.item_ids) - 1
+    for index, item in enumerate(served.item_ids[1:], start=1):
+        assert sorted(served.item_categories(index)) == sorted(listed[str(item)]), item
+    # Each learned category column moved with its name: the old items' vectors are the old run's.
+    old, new = load_model(windowed_run, "timelstm").eval(), load_model(tuned, "timelstm").eval()
+    with torch.no_grad():
+        old_vectors, new_vectors = old.items.lookup()[0], new.items.lookup()[0]
+    torch.testing.assert_close(new_vectors[:len(old_vectors)], old_vectors, rtol=0, atol=1e-6)

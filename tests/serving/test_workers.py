@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 
 from .conftest import Server
-from .test_http import T0, catalogue, event, tracker_of
+from .test_http import T0, _samples, catalogue, event, tracker_of
 
 
 def pids(server, connections: int = 200) -> set[int]:
@@ -61,5 +61,24 @@ def test_two_processes_share_users_and_reload_the_newest_checkpoint(small_run, o
         new = tracker_of(other_run)  # the new weights over the same stored events
         new.update([e["user"] for e in events], [e["item"] for e in events], [e["time"] for e in events])
         check(new)
+    finally:
+        server.stop()
+
+
+def test_metrics_add_up_every_process(small_run, tmp_path):
+    server = Server(small_run, "--workers", "2", store=f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        items = catalogue(small_run)
+        answered = set()
+        for n in range(20):  # each on a new connection: both processes apply some
+            answer = httpx.post(f"{server.url}/v1/events", json={"events": [event(f"m{n}", items[n], T0)]})
+            assert answer.status_code == 200
+            answered.add(httpx.get(f"{server.url}/healthz").json()["pid"])
+        assert len(answered) == 2
+        for _ in range(6):  # whichever process answers the scrape
+            metrics = _samples(httpx.get(f"{server.url}/metrics").text)
+            assert metrics["interestevo_events_applied_total"] == 20
+            assert metrics['interestevo_http_requests_total{method="POST",route="/v1/events",status="200"}'] == 20
+            assert metrics["interestevo_users"] == 20
     finally:
         server.stop()
