@@ -372,14 +372,20 @@ class Service:
             self.settings.api_keys = keys
             await self.run(self.engine.swap, served)
             users = await self.run(lambda: list(self.engine.store.user_ids()))
-            recomputed = 0
+            recomputed = unknown = 0
             for start in range(0, len(users), self.settings.recompute_chunk):
-                recomputed += await self.run(self.engine.recompute, users[start:start + self.settings.recompute_chunk])
+                changed, skipped = await self.run(self.engine.recompute,
+                                                  users[start:start + self.settings.recompute_chunk])
+                recomputed, unknown = recomputed + changed, unknown + skipped
             self.metrics.reloads.inc()
             log.info("reloaded %s from %s (weights %s): %d user states recomputed", served.name, served.run,
                      served.fingerprint, recomputed)
+            if unknown:
+                log.warning("%d stored events name items that %s's catalogue lacks: the recomputed states "
+                            "leave them out (the events stay stored)", unknown, served.run)
             return {"model": served.name, "run": str(served.run), "fingerprint": served.fingerprint,
-                    "previous_fingerprint": current.fingerprint, "users": len(users), "recomputed": recomputed}
+                    "previous_fingerprint": current.fingerprint, "users": len(users), "recomputed": recomputed,
+                    "events_of_unknown_items": unknown}
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)

@@ -484,19 +484,22 @@ class ServingEngine:
             self.served = served
 
     @torch.inference_mode()
-    def recompute(self, users: list[str]) -> int:
+    def recompute(self, users: list[str]) -> tuple[int, int]:
         """Recompute, under the current weights, the states of those ``users`` computed by others;
-        returns how many changed. One transaction, so concurrent events are never lost."""
+        returns how many changed, and how many of their stored events name items the current
+        catalogue lacks (a replay skips them). One transaction, so concurrent events are never lost."""
         served = self.served
 
         def compute(snapshot: Snapshot):
             stale = {u: r for u, r in snapshot.records.items() if r.fingerprint != served.fingerprint}
-            replayed = self.replay({u: snapshot.read_events(u) for u in stale})
+            histories = {u: snapshot.read_events(u) for u in stale}
+            replayed = self.replay(histories)
             changes = Changes()
             for user, record in stale.items():
                 changes.records[user] = UserRecord(served.encode(replayed[user])[0], served.fingerprint,
                                                    record.last_time, record.num_events)
-            return changes, len(stale)
+            unknown = sum(e.item not in served.item_index for events in histories.values() for e in events)
+            return changes, (len(stale), unknown)
 
         return self.store.transact(users, {}, compute)
 

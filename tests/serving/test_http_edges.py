@@ -159,3 +159,18 @@ def test_port_0_listens_on_a_free_port_and_says_which(small_run, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_reload_to_a_smaller_catalogue_counts_the_events_it_leaves_out(serve, small_run, tmp_path):
+    from dataclasses import replace
+
+    from .conftest import SYNTHETIC, train_small_run
+
+    smaller = train_small_run(tmp_path / "smaller", synthetic=replace(SYNTHETIC, num_items=60))
+    kept = set(catalogue(smaller))
+    items = catalogue(small_run)
+    dropped = [i for i in items if i not in kept][:2]
+    server = serve(small_run, store=f"sqlite:///{tmp_path / 's.db'}")
+    post(server, [event("c", items[0], T0), event("c", dropped[0], T0 + 1), event("d", dropped[1], T0 + 2)])
+    answer = server.client.post("/v1/admin/reload", json={"run": str(smaller)}).json()
+    assert answer["recomputed"] == 2 and answer["events_of_unknown_items"] == 2
