@@ -44,6 +44,9 @@ def add_commands(commands) -> None:
     serve.add_argument("--torch-threads", type=_positive, default=1,
                        help="intra-op threads of the model (default: %(default)s: requests are small batches, and "
                             "several service processes share the cores better this way)")
+    serve.add_argument("--import-log", action="store_true",
+                       help="first store the users of the run's training log that the store lacks, with their "
+                            "logged events, so that they get recommendations from their history, not cold starts")
     serve.add_argument("--workers", type=_positive, default=1,
                        help="service processes on the one port, sharing the store (default: %(default)s). With "
                             "more than one, reload (SIGHUP to the main process, or POST /v1/admin/reload) "
@@ -101,6 +104,8 @@ def run_serve(args) -> int:
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
     listening = _listening_socket(args.host, args.port)  # before the model loads: a taken port fails at once
+    if args.import_log:  # once, before any service process starts
+        _import_log(settings)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
     if args.workers == 1:
         app = _started(build_app(settings))
@@ -145,6 +150,23 @@ def _listening_socket(host: str, port: int) -> socket.socket:
         listening.close()
         raise ValueError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
     return listening
+
+
+def _import_log(settings: dict) -> None:
+    from ..experiment import ExperimentConfig, load_dataset
+    from .engine import ServingEngine, load_served_model
+    from .store import open_store
+
+    run = Path(settings["run"])
+    served = load_served_model(run, settings["model"])
+    store = open_store(settings["store"], default_path=run / "serving.db")
+    try:
+        inter = load_dataset(ExperimentConfig.load(run / "config.json").data).inter
+        users, events = ServingEngine(served, store).import_log(inter)
+    finally:
+        store.close()
+    log.info("imported %d users with %d events from %s's log (%d users of the log were in the store already)",
+             users, events, run, inter.num_users - users)
 
 
 def build_app(settings: dict):

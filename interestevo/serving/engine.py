@@ -240,6 +240,23 @@ class ServingEngine:
         result["unknown_items"] = list(dict.fromkeys(unknown))
         return result
 
+    def import_log(self, inter, users_per_request: int = 500) -> tuple[int, int]:
+        """Store the users of ``inter`` (a run's log) that the store lacks, with their logged
+        events, as if posted ``users_per_request`` users at a time; users the store has are left
+        as they are. Returns how many users and events were imported."""
+        user_ids = [_key(user) for user in np.asarray(inter.user_ids, dtype=object)]
+        items = [_key(item) for item in np.asarray(inter.item_ids, dtype=object)[np.asarray(inter.item)]]
+        offsets, times = np.asarray(inter.user_offsets).tolist(), np.asarray(inter.timestamp).tolist()
+        users = events = 0
+        for first in range(1, len(user_ids), users_per_request):
+            chunk = range(first, min(first + users_per_request, len(user_ids)))
+            stored = self.store.records([user_ids[u] for u in chunk])
+            fresh = [u for u in chunk if user_ids[u] not in stored]
+            batch = [Event(user_ids[u], items[i], times[i]) for u in fresh for i in range(offsets[u], offsets[u + 1])]
+            if batch:
+                users, events = users + len(fresh), events + self.apply_events(batch)["applied"]
+        return users, events
+
     def _advance_users(self, snapshot: Snapshot, events: list[Event]) -> Changes:
         served = self.served
         users = list(dict.fromkeys(e.user for e in events))

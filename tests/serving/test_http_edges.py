@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from .conftest import REPO, Server
@@ -174,3 +175,26 @@ def test_a_reload_to_a_smaller_catalogue_counts_the_events_it_leaves_out(serve, 
     post(server, [event("c", items[0], T0), event("c", dropped[0], T0 + 1), event("d", dropped[1], T0 + 2)])
     answer = server.client.post("/v1/admin/reload", json={"run": str(smaller)}).json()
     assert answer["recomputed"] == 2 and answer["events_of_unknown_items"] == 2
+
+
+def test_import_log_serves_the_logs_users_as_the_runs_tracker_does(serve, small_run, tmp_path):
+    from interestevo.serving import InterestTracker
+
+    tracker = InterestTracker.load(small_run / "trackers" / "timelstm.pt")
+    users = [str(u) for u in tracker.user_ids[:5]]
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    plain = serve(small_run, store=store)
+    assert plain.client.get(f"/v1/users/{users[0]}/recommendations").json()["cold_start"] is True
+    plain.stop()
+    imported = serve(small_run, "--import-log", store=store)
+    at = int(max(tracker.last_event_time(users))) + 3600
+    for user in users:
+        got = imported.client.get(f"/v1/users/{user}/recommendations", params={"k": 8, "at": at}).json()
+        expected = tracker.recommend([user], at=at, k=8)
+        assert got["cold_start"] is False and [x["item"] for x in got["items"]] == list(expected.items[0])
+        np.testing.assert_allclose([x["score"] for x in got["items"]], expected.scores[0].numpy(), atol=1e-5)
+    metrics = _samples(imported.client.get("/metrics").text)
+    assert metrics["interestevo_users"] == tracker.num_users
+    imported.stop()
+    again = serve(small_run, "--import-log", store=store)  # users the store has are left as they are
+    assert _samples(again.client.get("/metrics").text)["interestevo_users"] == tracker.num_users
