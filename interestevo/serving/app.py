@@ -28,7 +28,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema,
+                      model_validator)
 from starlette.routing import Match
 
 from .engine import (Event, NoEventsError, OutOfOrderError, RecommendRequest, ServedModel, ServingEngine,
@@ -66,13 +67,18 @@ def iso_seconds(text: str) -> int:
     try:  # Python 3.10's fromisoformat does not know "Z"
         when = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
-        raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {text!r}") from None
+        raise ValueError(f"expected unix seconds or an ISO-8601 datetime, got {_shown(text)}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     seconds = (when - _EPOCH) // timedelta(seconds=1)
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise ValueError(f"{text!r} is outside years 1 to 9999 in UTC")
+        raise ValueError(f"{_shown(text)} is outside years 1 to 9999 in UTC")
     return seconds
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A bad value as an error message quotes it: enough to recognise, never the whole of a huge one."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def id_text(value) -> str:
@@ -87,8 +93,13 @@ def id_text(value) -> str:
     return text
 
 
-Id = Annotated[str, BeforeValidator(id_text)]
-Time = Annotated[int, BeforeValidator(parse_time)]
+# What the OpenAPI document says of the two (the validators accept more than their Python types).
+Id = Annotated[str, BeforeValidator(id_text), WithJsonSchema(
+    {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "integer"}],
+     "description": "an id, matched by its text (42 and \"42\" are one id)"})]
+Time = Annotated[int, BeforeValidator(parse_time), WithJsonSchema(
+    {"anyOf": [{"type": "integer"}, {"type": "number"}, {"type": "string", "format": "date-time"}],
+     "description": "unix seconds (fractions floored) or an ISO-8601 datetime (naive: UTC)"})]
 
 
 class EventIn(BaseModel):
@@ -128,6 +139,56 @@ class RecommendationsIn(BaseModel):
             raise ValueError(f"users x k must be at most {MAX_ITEMS_PER_CALL:,} items per call, got "
                              f"{len(self.users)} x {self.k}; split the users over several calls")
         return self
+
+
+class RecommendedItem(BaseModel):
+    item: Union[StrictStr, StrictInt]
+    score: float
+    title: str | None = Field(None, description="where the run's item file has titles")
+    categories: list[str] | None = Field(None, description="where the items have categories")
+
+
+class RecommendationsOut(BaseModel):
+    user: str
+    at: int
+    hours_since_last_event: float | None
+    model: str
+    cold_start: bool
+    items: list[RecommendedItem]
+
+
+class ManyRecommendationsOut(BaseModel):
+    results: list[RecommendationsOut]
+
+
+class InterestOut(BaseModel):
+    user: str
+    at: int
+    model: str
+    cold_start: bool
+    hours_since_last_event: float | None
+    interest: dict[str, float] = Field(description="forecast share of each category")
+
+
+class Contribution(BaseModel):
+    item: Union[StrictStr, StrictInt]
+    time: int
+    contribution: float
+
+
+class ExplanationOut(BaseModel):
+    user: str
+    item: Union[StrictStr, StrictInt]
+    at: int
+    model: str
+    score: float
+    elapsed_time_effect: float
+    events: list[Contribution]
+
+
+class ForgetOut(BaseModel):
+    user: str
+    forgotten: bool
 
 
 class ReloadIn(BaseModel):
@@ -305,6 +366,8 @@ class RequestGate:
         if self._needs_key(scope) and not _valid_key(headers.get(b"authorization", b""), self.settings.api_keys):
             return JSONResponse({"detail": "missing or wrong API key (send Authorization: Bearer KEY)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if not _one_user_segment(scope):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
             return _too_large(self.settings.max_body_bytes)
@@ -323,6 +386,21 @@ class RequestGate:
         name = getattr(route, "path", "unmatched").replace(":path}", "}")
         self.metrics.requests.labels(name, scope["method"], str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+_USER_ROUTES = (b"recommendations", b"interest", b"explanation")
+
+
+def _one_user_segment(scope) -> bool:
+    """Whether a path under /v1/users/ is /v1/users/{user}[/route] in the bytes the client sent.
+    The routes take a "/" inside an id (sent as %2F, decoded before routing), so an unencoded one
+    (a trailing slash, an extra segment) would otherwise name another user, e.g. a DELETE of
+    "/v1/users/u1/" erasing user "u1/" instead of refusing."""
+    raw = scope.get("raw_path")
+    if raw is None or not raw.startswith(b"/v1/users/"):
+        return True
+    segments = raw.split(b"/")[3:]
+    return len(segments) == 1 or (len(segments) == 2 and segments[1] in _USER_ROUTES and scope["method"] != "DELETE")
 
 
 def _is_write(method: str, path: str) -> bool:
@@ -396,6 +474,18 @@ async def _run_here(fn, *args):
     return fn(*args)
 
 
+_ERRORS = {401: "a missing or wrong API key (with --api-key-file)",
+           404: "the user has no events to explain",
+           409: "an event older than its user's last one: nothing of the request was applied",
+           413: "a body over --max-body-bytes",
+           503: "the store cannot be reached (Retry-After says when to try again)"}
+
+
+def _errors(*codes: int) -> dict:
+    """OpenAPI ``responses`` for those error codes (FastAPI adds 422 itself)."""
+    return {code: {"description": _ERRORS[code]} for code in codes}
+
+
 #: how long /healthz waits for the store
 HEALTH_TIMEOUT_S = 2.0
 
@@ -442,7 +532,7 @@ def create_app(service: Service) -> FastAPI:
     def request_time(at: int | None) -> int:
         return int(time.time()) if at is None else at
 
-    @app.post("/v1/events", response_model=EventsOut)
+    @app.post("/v1/events", response_model=EventsOut, responses=_errors(401, 409, 413, 503))
     async def post_events(body: EventsIn):
         """Apply events in order per user; the answer comes once they are durable in the store."""
         events = [Event(e.user, e.item, e.time, e.id) for e in body.events]
@@ -451,34 +541,36 @@ def create_app(service: Service) -> FastAPI:
         service.metrics.duplicates.inc(result["duplicates"])
         return result
 
-    @app.get("/v1/users/{user:path}/recommendations")
+    @app.get("/v1/users/{user:path}/recommendations", response_model=RecommendationsOut, responses=_errors(401, 503))
     async def recommendations(user: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10,
                               at: Annotated[Time | None, Query()] = None, exclude_seen: bool = False):
         # The engine answers in plain JSON types: skip FastAPI's generic encoder on the hot path.
         return JSONResponse(await service.batcher.submit(RecommendRequest(user, request_time(at), k, exclude_seen)))
 
-    @app.post("/v1/recommendations")
+    @app.post("/v1/recommendations", response_model=ManyRecommendationsOut, responses=_errors(401, 413, 503))
     async def many_recommendations(body: RecommendationsIn):
         at = request_time(body.at)
         answers = await asyncio.gather(*[service.batcher.submit(RecommendRequest(u, at, body.k, body.exclude_seen))
                                          for u in body.users])
         return JSONResponse({"results": answers})
 
-    @app.get("/v1/users/{user:path}/interest")
+    @app.get("/v1/users/{user:path}/interest", response_model=InterestOut, responses=_errors(401, 503))
     async def interest(user: UserId, at: Annotated[Time | None, Query()] = None):
-        return await service.run(service.engine.interest, user, request_time(at))
+        return JSONResponse(await service.run(service.engine.interest, user, request_time(at)))
 
-    @app.get("/v1/users/{user:path}/explanation")
-    async def explanation(user: UserId, item: Annotated[str, Query(min_length=1)],
+    @app.get("/v1/users/{user:path}/explanation", response_model=ExplanationOut, responses=_errors(401, 404, 503))
+    async def explanation(user: UserId, item: Annotated[str, Query(min_length=1, max_length=200)],
                           at: Annotated[Time | None, Query()] = None):
-        return await service.run(service.engine.explain, user, item, request_time(at))
+        return JSONResponse(await service.run(service.engine.explain, user, item, request_time(at)))
 
-    @app.delete("/v1/users/{user:path}")
+    @app.delete("/v1/users/{user:path}", response_model=ForgetOut, responses=_errors(401, 503))
     async def forget(user: UserId):
         """Erase the user's state, seen items and events from the store, durably."""
         return {"user": user, "forgotten": await service.run(service.engine.forget, user)}
 
-    @app.post("/v1/admin/reload")
+    @app.post("/v1/admin/reload", responses={**_errors(401, 413), 202: {
+        "description": "serve --workers N: every process is being replaced by one with the newest checkpoint "
+                       "(each process's /healthz names its weights)"}})
     async def reload(body: Annotated[ReloadIn | None, Body()] = None):
         body = body or ReloadIn()
         if settings.processes > 1:
@@ -500,7 +592,8 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"model": served.name, "run": str(served.run), "processes": settings.processes,
                              "restarting": True, "previous_fingerprint": served.fingerprint}, status_code=202)
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"])
+    @app.head("/healthz", include_in_schema=False)
+    @app.get("/healthz", responses=_errors(503))
     async def healthz():
         """200 while the model is loaded and the store answers, else 503 (for load balancers)."""
         served, store = service.engine.served, service.engine.store
@@ -513,12 +606,32 @@ def create_app(service: Service) -> FastAPI:
                                                                               f"{error or 'timeout'}"}, status_code=503)
         return answer
 
-    @app.get("/metrics")
+    @app.get("/metrics", responses=_errors(401))
     async def metrics():
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestGate, metrics=service.metrics, settings=settings, routes=app.router.routes)
+    if settings.api_keys:
+        _document_keys(app, settings)
     return app
+
+
+def _document_keys(app: FastAPI, settings: ServiceSettings) -> None:
+    """The OpenAPI document says which operations need ``Authorization: Bearer KEY`` (checked by
+    :class:`RequestGate`, not by FastAPI, so FastAPI's own document does not know)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = {"apiKey": {"type": "http", "scheme": "bearer"}}
+            for path, operations in schema["paths"].items():
+                for method, operation in operations.items():
+                    if path != "/healthz" and (_is_write(method.upper(), path) or not settings.public_reads):
+                        operation["security"] = [{"apiKey": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 async def store_unavailable(request: Request, error: Exception):

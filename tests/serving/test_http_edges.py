@@ -198,3 +198,37 @@ def test_import_log_serves_the_logs_users_as_the_runs_tracker_does(serve, small_
     imported.stop()
     again = serve(small_run, "--import-log", store=store)  # users the store has are left as they are
     assert _samples(again.client.get("/metrics").text)["interestevo_users"] == tracker.num_users
+
+
+def test_unencoded_slashes_name_no_other_user(edges, small_run):
+    items = catalogue(small_run)
+    assert post(edges, [event("s1", items[0], T0)]).status_code == 200
+    for method, path in (("DELETE", "/v1/users/s1/"), ("DELETE", "/v1/users/s1/recommendations"),
+                         ("GET", "/v1/users/s1/x/recommendations"), ("GET", "/v1/users/s1/recommendations/")):
+        assert edges.client.request(method, path).status_code == 404, (method, path)
+    assert edges.client.get("/v1/users/s1/recommendations").json()["cold_start"] is False  # still there
+
+
+def test_error_messages_quote_a_bad_value_briefly(edges):
+    answer = post(edges, [event("t", "1", "x" * 100_000)])
+    assert answer.status_code == 422 and len(answer.content) < 1000
+
+
+def test_the_openapi_document_describes_times_ids_errors_and_keys(serve, small_run, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k\n")
+    server = serve(small_run, "--api-key-file", str(keys), "--public-reads", store=f"sqlite:///{tmp_path / 's.db'}")
+    doc = server.client.get("/openapi.json").json()
+    event_schema = doc["components"]["schemas"]["EventIn"]["properties"]
+    assert {"type": "string", "format": "date-time"} in event_schema["time"]["anyOf"]
+    assert {"type": "integer"} in event_schema["user"]["anyOf"]
+    assert {"401", "409", "413", "422", "503"} <= set(doc["paths"]["/v1/events"]["post"]["responses"])
+    recommendations = doc["paths"]["/v1/users/{user}/recommendations"]["get"]
+    assert recommendations["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "RecommendationsOut")
+    assert "security" not in recommendations  # --public-reads
+    assert doc["paths"]["/v1/events"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in doc["paths"]["/healthz"]["get"] and "head" not in doc["paths"]["/healthz"]
+    operation_ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    assert "Duplicate Operation ID" not in server.log.read_text()
