@@ -429,6 +429,7 @@ class Service:
         self.metrics = Metrics(engine)
         self.batcher = MicroBatcher(self._recommend_batch, _run_here, settings.batch_window_s, settings.max_batch)
         self._reload_lock = asyncio.Lock()
+        self.restart_requested = False  # serve --workers: this process asked for a restart (it will be replaced)
 
     async def run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
@@ -587,10 +588,15 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(422, f"with {settings.processes} service processes a reload serves the newest "
                                      f"checkpoint of {served.name} in {served.run}; restart serve for another "
                                      "run or model")
-        os.kill(os.getppid(), signal.SIGHUP)
-        service.metrics.reloads.inc()
+        # This process is replaced by that restart: asking again from it would queue another one.
+        already = service.restart_requested
+        if not already:
+            os.kill(os.getppid(), signal.SIGHUP)
+            service.restart_requested = True
+            service.metrics.reloads.inc()
         return JSONResponse({"model": served.name, "run": str(served.run), "processes": settings.processes,
-                             "restarting": True, "previous_fingerprint": served.fingerprint}, status_code=202)
+                             "restarting": True, "already_requested": already,
+                             "previous_fingerprint": served.fingerprint}, status_code=202)
 
     @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", responses=_errors(503))

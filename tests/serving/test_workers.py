@@ -53,6 +53,8 @@ def test_two_processes_share_users_and_reload_the_newest_checkpoint(small_run, o
         shutil.copy(other_run / "checkpoints" / "timelstm" / "best.pt", run / "checkpoints" / "timelstm" / "best.pt")
         answer = server.client.post("/v1/admin/reload")
         assert answer.status_code == 202 and answer.json()["previous_fingerprint"] == old
+        again = server.client.post("/v1/admin/reload")  # the client's connection: the same, old process
+        assert again.status_code == 202 and again.json()["already_requested"] is True
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and pids(server) & before:
             time.sleep(0.5)
