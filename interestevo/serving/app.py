@@ -323,6 +323,10 @@ class RequestGate:
 
     def __init__(self, app, metrics: Metrics, settings: ServiceSettings, routes: list):
         self.app, self.metrics, self.settings, self.routes = app, metrics, settings, routes
+        # From the routes, so that a new one needs no change here: /v1/users/{user}/<name> ...
+        self._user_routes = {r.path[len(_USER) + 1:].encode() for r in routes if r.path.startswith(_USER + "/")}
+        # ... and the methods of /v1/users/{user} itself, which would take "u1/<name>" as a user id.
+        self._whole_path_methods = set().union(*(r.methods for r in routes if r.path == _USER))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -366,7 +370,7 @@ class RequestGate:
         if self._needs_key(scope) and not _valid_key(headers.get(b"authorization", b""), self.settings.api_keys):
             return JSONResponse({"detail": "missing or wrong API key (send Authorization: Bearer KEY)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        if not _one_user_segment(scope):
+        if not self._one_user_segment(scope):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
@@ -378,6 +382,18 @@ class RequestGate:
             return False
         return _is_write(scope["method"], scope["path"]) or not self.settings.public_reads
 
+    def _one_user_segment(self, scope) -> bool:
+        """Whether a path under /v1/users/ is /v1/users/{user}[/route] in the bytes the client sent.
+        The routes take a "/" inside an id (sent as %2F, decoded before routing), so an unencoded one
+        (a trailing slash, an extra segment) would otherwise name another user, e.g. a DELETE of
+        "/v1/users/u1/" erasing user "u1/" instead of refusing."""
+        raw = scope.get("raw_path")
+        if raw is None or not raw.startswith(b"/v1/users/"):
+            return True
+        segments = raw.split(b"/")[3:]
+        return len(segments) == 1 or (len(segments) == 2 and segments[1] in self._user_routes
+                                      and scope["method"] not in self._whole_path_methods)
+
     def _count(self, scope, status: int, start: float) -> None:
         route = scope.get("route")
         if route is None:  # refused before routing (401, 413): the route it was for
@@ -388,19 +404,7 @@ class RequestGate:
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
 
 
-_USER_ROUTES = (b"recommendations", b"interest", b"explanation")
-
-
-def _one_user_segment(scope) -> bool:
-    """Whether a path under /v1/users/ is /v1/users/{user}[/route] in the bytes the client sent.
-    The routes take a "/" inside an id (sent as %2F, decoded before routing), so an unencoded one
-    (a trailing slash, an extra segment) would otherwise name another user, e.g. a DELETE of
-    "/v1/users/u1/" erasing user "u1/" instead of refusing."""
-    raw = scope.get("raw_path")
-    if raw is None or not raw.startswith(b"/v1/users/"):
-        return True
-    segments = raw.split(b"/")[3:]
-    return len(segments) == 1 or (len(segments) == 2 and segments[1] in _USER_ROUTES and scope["method"] != "DELETE")
+_USER = "/v1/users/{user:path}"
 
 
 def _is_write(method: str, path: str) -> bool:
