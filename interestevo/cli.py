@@ -170,9 +170,9 @@ def _add_train(commands) -> None:
     model.add_argument("--num-layers", type=_positive_int, metavar="N", help=default(model_defaults.num_layers))
     model.add_argument("--decay", choices=["exp", "log", "none"], help=default(model_defaults.decay))
     model.add_argument("--no-item-activity", action="store_true", default=None,
-                       help="timelstm without its item-activity term (items' recent counts in the log)")
+                       help="every neural model without the item-activity term (items' recent counts in the log)")
     model.add_argument("--no-repeat-scores", action="store_true", default=None,
-                       help="timelstm without its re-consumption term (items the user had, by time since)")
+                       help="every neural model without the re-consumption term (items the user had, by time since)")
     opt = train.add_argument_group("training")
     opt.add_argument("--epochs", type=_positive_int, metavar="N", help=default(train_defaults.epochs))
     opt.add_argument("--patience", type=_positive_int, metavar="N",

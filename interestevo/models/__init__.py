@@ -1,6 +1,7 @@
 """Recommenders that map a user's event history to an interest vector and catalogue scores."""
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import torch
@@ -39,6 +40,18 @@ def model_from_state(name: str, num_items: int, config: ModelConfig, state: dict
     text = None
     if "items.text_vectors" in state:
         text = SimpleNamespace(vectors=state["items.text_vectors"], has_text=state["items.has_text"])
+    config, state = _as_trained(name, config, state)
     model = build_model(name, num_items, config, state.get("items.categories"), text)
     model.load_state_dict(state)
     return model
+
+
+def _as_trained(name: str, config: ModelConfig, state: dict) -> tuple[ModelConfig, dict]:
+    """The configuration and state of a model as it was trained. Before every neural model had the
+    scoring terms, only timelstm and timelstm-no-dt had them (whatever the saved configuration
+    said), and timelstm-no-dt's re-consumption term ignored the elapsed time."""
+    if "repeat.bias" in state and "repeat.time_aware" not in state:
+        state = {**state, "repeat.time_aware": torch.tensor(split_model_name(name)[0] == "timelstm")}
+    config = replace(config, item_activity=config.item_activity and "activity.weights.weight" in state,
+                     repeat_scores=config.repeat_scores and "repeat.bias" in state)
+    return config, state

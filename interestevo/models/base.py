@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .item_activity import ItemActivity
 from .item_encoder import ItemEncoder
-from .repeat import SeenItems
+from .repeat import RepeatScores, SeenItems
 
 State = tuple[torch.Tensor, ...]
 
@@ -49,16 +50,23 @@ class SequenceRecommender(nn.Module):
     Subclasses implement :meth:`initial_state`, :meth:`forward` and :meth:`project`. ``text``
     (anything with ``vectors`` and ``has_text`` rows per item, e.g.
     :class:`interestevo.text.TextFeatures`) adds language-model item features.
+
+    Two scoring terms sit on top of the dot products, the same for every model that has them, so
+    that a comparison of models compares their sequence encoders: ``item_activity``
+    (:class:`ItemActivity`, the catalogue's recent counts weighted per query) and
+    ``repeat_scores`` (:class:`RepeatScores`, items the user had, by the time since).
     """
 
     #: whether the model reads elapsed time (a model that does not ignores ``dt`` and ``delta``)
     uses_time = False
 
     def __init__(self, num_items: int, embedding_size: int, item_categories: torch.Tensor | None = None,
-                 text=None, id_dropout: float = 0.0):
+                 text=None, id_dropout: float = 0.0, *, item_activity: bool = False, repeat_scores: bool = False):
         super().__init__()
         self.num_items = num_items
         self.items = ItemEncoder(num_items, embedding_size, item_categories, text, id_dropout)
+        self.activity = ItemActivity(num_items, embedding_size) if item_activity else None
+        self.repeat = RepeatScores() if repeat_scores else None
         self._register_load_state_dict_pre_hook(_renamed_item_bias)
 
     def mark_trained_items(self, item_counts) -> None:
@@ -89,18 +97,25 @@ class SequenceRecommender(nn.Module):
         raise NotImplementedError
 
     def observe_log(self, inter) -> None:
-        """See the whole log before training (a model whose scores depend on what happens in the
-        catalogue over time, such as item activity, keeps what it needs); nothing by default."""
+        """See the whole log before training: the item-activity term keeps its events."""
+        if self.activity is not None:
+            self.activity.observe(inter.item, inter.timestamp)
 
     def prepare_scoring(self) -> None:
-        """Build now what scoring caches (e.g. item-activity tables, seconds on a large log), so a
-        service's first request after loading does not wait for it; nothing by default."""
+        """Build now what scoring caches (the item-activity tables, seconds on a large log), so a
+        service's first request after loading does not wait for it."""
+        if self.activity is not None:
+            self.activity.tables()
 
     def add_context(self, logits: torch.Tensor, queries: torch.Tensor, at: torch.Tensor,
                     last_seen: torch.Tensor | None, items: torch.Tensor | None = None) -> torch.Tensor:
         """``logits`` (M, K) plus the score terms that depend on the request time ``at`` (M,) unix
         seconds and on when the user last had each item (``last_seen``, see
         :class:`~interestevo.models.repeat.LastSeen`); unchanged for a model without such terms."""
+        if self.activity is not None:
+            logits = self.activity(queries, at, items, base=logits)
+        if self.repeat is not None:
+            logits = self.repeat(at, last_seen, items, base=logits)
         return logits
 
     def score(self, queries: torch.Tensor, at: torch.Tensor | None = None,
@@ -150,9 +165,9 @@ class SequenceRecommender(nn.Module):
     @property
     def needs_request_time(self) -> bool:
         """Whether :meth:`score` needs ``at``."""
-        return False
+        return self.activity is not None
 
     @property
     def needs_history(self) -> bool:
         """Whether :meth:`score` needs ``last_seen`` (and ``at``)."""
-        return False
+        return self.repeat is not None

@@ -24,8 +24,9 @@ class ModelConfig:
     attention_heads: int = 2
     attention_dropout: float = 0.5
     max_history: int = 50  # sasrec/tisasrec: the last items each event attends to
-    item_activity: bool = True  # timelstm: score items by their recent activity in the log too
-    repeat_scores: bool = True  # timelstm: a learned term for items the user had, by time since then
+    # Scoring terms of every neural model (the same for all, so a comparison compares encoders):
+    item_activity: bool = True  # score items by their recent activity in the log too
+    repeat_scores: bool = True  # a learned term for items the user had, by time since then
 
     @classmethod
     def from_saved(cls, values: dict) -> "ModelConfig":

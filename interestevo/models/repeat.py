@@ -17,13 +17,21 @@ ELAPSED_BUCKETS = 40  # floor(log2(1 + seconds)): 0 s, 1 s, 2-3 s, ... up to 2^3
 class RepeatScores(nn.Module):
     """``score[item] += bias[bucket(at - last_seen[item])]`` for items the user has had.
 
-    With ``use_time=False`` every elapsed time counts as 0 (one learned weight for "had it").
+    With ``use_time=False`` every elapsed time counts as 0 (one learned weight for "had it"): how
+    ``timelstm-no-dt`` was built before every model had this term, kept so its checkpoints load
+    as trained (the choice is saved in the state dict as ``time_aware``).
     """
 
     def __init__(self, use_time: bool = True):
         super().__init__()
         self.uses_time = use_time
         self.bias = nn.Parameter(torch.zeros(ELAPSED_BUCKETS))
+        self.register_buffer("time_aware", torch.tensor(use_time))
+        self._register_load_state_dict_pre_hook(self._take_saved_choice)
+
+    def _take_saved_choice(self, state_dict, prefix, *_):
+        if prefix + "time_aware" in state_dict:
+            self.uses_time = bool(state_dict[prefix + "time_aware"])
 
     def forward(self, at: torch.Tensor, last_seen, items: torch.Tensor | None = None,
                 base: torch.Tensor | None = None) -> torch.Tensor:

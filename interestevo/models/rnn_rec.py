@@ -15,7 +15,8 @@ class RNNRec(SequenceRecommender):
 
     def __init__(self, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
                  cell: str = "lstm", text=None):
-        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout)
+        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout,
+                         item_activity=config.item_activity, repeat_scores=config.repeat_scores)
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         self.cell = cell

@@ -32,7 +32,8 @@ class SASRec(SequenceRecommender):
 
     def __init__(self, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
                  use_time: bool = False, text=None):
-        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout)
+        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout,
+                         item_activity=config.item_activity, repeat_scores=config.repeat_scores)
         width, heads = config.embedding_size, config.attention_heads
         if width % heads:
             raise ValueError(f"embedding_size ({width}) must be divisible by attention_heads ({heads})")

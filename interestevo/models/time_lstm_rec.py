@@ -7,8 +7,6 @@ from torch import nn
 
 from .. import TimeLSTM
 from .base import SequenceRecommender, State
-from .item_activity import ItemActivity
-from .repeat import RepeatScores
 from .config import ModelConfig
 
 
@@ -29,13 +27,14 @@ class TimeLSTMRec(SequenceRecommender):
     the prediction (one step instead of two), which makes training converge much faster; all
     dependence on the gap still comes from the query step.
 
-    ``use_time=False`` is the ablation: identical architecture with every Δ zeroed (then the cell
-    is an LSTM with query steps).
+    ``use_time=False`` is the ablation: identical architecture with every Δ the TimeLSTM reads
+    zeroed (then the cell is an LSTM with query steps); the scoring terms are those of every model.
     """
 
     def __init__(self, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
                  use_time: bool = True, text=None):
-        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout)
+        super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout,
+                         item_activity=config.item_activity, repeat_scores=config.repeat_scores)
         self.uses_time = use_time
         self.num_layers = config.num_layers
         self.hidden_size = config.hidden_size
@@ -46,31 +45,6 @@ class TimeLSTMRec(SequenceRecommender):
         self.input_dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size, config.embedding_size)
         self.residual = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
-        self.activity = ItemActivity(num_items, config.embedding_size) if config.item_activity else None
-        self.repeat = RepeatScores(use_time) if config.repeat_scores else None
-
-    @property
-    def needs_request_time(self) -> bool:
-        return self.activity is not None
-
-    @property
-    def needs_history(self) -> bool:
-        return self.repeat is not None
-
-    def observe_log(self, inter) -> None:
-        if self.activity is not None:
-            self.activity.observe(inter.item, inter.timestamp)
-
-    def prepare_scoring(self) -> None:
-        if self.activity is not None:
-            self.activity.tables()
-
-    def add_context(self, logits, queries, at, last_seen, items=None):
-        if self.activity is not None:
-            logits = self.activity(queries, at, items, base=logits)
-        if self.repeat is not None:
-            logits = self.repeat(at, last_seen, items, base=logits)
-        return logits
 
     def initial_state(self, batch_size: int, device=None) -> State:
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
