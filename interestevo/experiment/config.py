@@ -142,8 +142,8 @@ class ExperimentConfig:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not valid JSON ({err}); the run directory is damaged") from None
         if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
-            # Runs made before these scoring terms existed trained models without them.
-            for term in ("item_activity", "repeat_scores"):
+            # Runs made before these parts existed trained models without them.
+            for term in ("item_activity", "repeat_scores", "read_recent"):
                 raw["model"].setdefault(term, False)
         return cls.from_dict(raw, where=str(path))
 

@@ -53,5 +53,6 @@ def _as_trained(name: str, config: ModelConfig, state: dict) -> tuple[ModelConfi
     if "repeat.bias" in state and "repeat.time_aware" not in state:
         state = {**state, "repeat.time_aware": torch.tensor(split_model_name(name)[0] == "timelstm")}
     config = replace(config, item_activity=config.item_activity and "activity.weights.weight" in state,
-                     repeat_scores=config.repeat_scores and "repeat.bias" in state)
+                     repeat_scores=config.repeat_scores and "repeat.bias" in state,
+                     read_recent=config.read_recent and "recent.query.weight" in state)
     return config, state

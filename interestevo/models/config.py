@@ -23,7 +23,8 @@ class ModelConfig:
     attention_layers: int = 2  # sasrec/tisasrec: transformer blocks (RecBole's defaults)
     attention_heads: int = 2
     attention_dropout: float = 0.5
-    max_history: int = 50  # sasrec/tisasrec: the last items each event attends to
+    max_history: int = 50  # sasrec/tisasrec: the last items each event attends to; timelstm: the last events it reads
+    read_recent: bool = True  # timelstm: attention over its last max_history events, biased by time since each
     # Scoring terms of every neural model (the same for all, so a comparison compares encoders):
     item_activity: bool = True  # score items by their recent activity in the log too
     repeat_scores: bool = True  # a learned term for items the user had, by time since then
@@ -32,7 +33,7 @@ class ModelConfig:
     def from_saved(cls, values: dict) -> "ModelConfig":
         """The configuration stored with a checkpoint or tracker. Those written before the scoring
         terms existed describe models without them; keys of other versions are ignored."""
-        values = {"item_activity": False, "repeat_scores": False, **values}
+        values = {"item_activity": False, "repeat_scores": False, "read_recent": False, **values}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 

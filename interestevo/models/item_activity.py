@@ -98,11 +98,12 @@ class ItemActivity(nn.Module):
         """(M, len(WINDOWS), K) log counts at times ``at`` (M,) of ``items`` (K,) or (M, K), or
         (M, len(WINDOWS), num_items + 1) of the whole catalogue."""
         tables, origin, width = self.tables()
-        counts = tables.index_select(0, self._bins(at, tables, origin, width))
-        if items is not None:
-            index = items.expand(len(counts), -1) if items.dim() == 1 else items
-            counts = counts.gather(2, index.unsqueeze(1).expand(-1, len(WINDOWS), -1))
-        return counts
+        bins = self._bins(at, tables, origin, width)
+        if items is None:
+            return tables.index_select(0, bins)
+        if items.dim() == 1:  # shared candidates: their columns first, never whole catalogue rows
+            return tables.index_select(2, items).index_select(0, bins)
+        return tables[bins.unsqueeze(1), :, items].permute(0, 2, 1)  # (M, K, windows) -> (M, windows, K)
 
     def forward(self, queries: torch.Tensor, at: torch.Tensor, items: torch.Tensor | None = None,
                 base: torch.Tensor | None = None) -> torch.Tensor:

@@ -40,11 +40,9 @@ class RepeatScores(nn.Module):
         (M, K), or the whole catalogue; with ``base`` (M, K) logits, ``base`` plus the terms
         (added where a user had an item only, not through a dense table of mostly zeros)."""
         seen = last_seen if isinstance(last_seen, SeenItems) else SeenItems.from_dense(last_seen)
-        if items is not None:  # candidates: their times, from the rows' dense table, in their columns
-            dense = seen.dense().reshape(-1, seen.num_items + 1)
-            times = dense.gather(1, items.expand(len(dense), -1) if items.dim() == 1 else items)
-            rows, cols = torch.nonzero(times >= 0, as_tuple=True)
-            return self._terms(at, rows, cols, times[rows, cols], times.shape, base)
+        if items is not None:  # candidates: the ones each row's user had, in their columns
+            rows, cols, times = seen.at_columns(items)
+            return self._terms(at, rows, cols, times, (seen.shape.numel(), items.shape[-1]), base)
         return self._terms(at, seen.rows, seen.items, seen.times, (seen.shape.numel(), seen.num_items + 1), base)
 
     def _terms(self, at, rows, cols, times, shape, base) -> torch.Tensor:
@@ -79,6 +77,23 @@ class SeenItems:
         flat = last_seen.reshape(-1, last_seen.shape[-1])
         rows, items = torch.nonzero(flat >= 0, as_tuple=True)
         return cls(rows, items, flat[rows, items], last_seen.shape[:-1], last_seen.shape[-1] - 1)
+
+    def at_columns(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(row, column, time) for each column of ``items`` ((K,) shared by every row, or (rows, K))
+        whose item the row had: a lookup of the sorted (row, item) pairs, never a dense table of the
+        catalogue (a candidate may occur in several columns)."""
+        count = self.shape.numel()
+        candidates = items.expand(count, -1) if items.dim() == 1 else items.reshape(count, items.shape[-1])
+        width = self.num_items + 1
+        keys, order = (self.rows * width + self.items).sort()
+        wanted = (torch.arange(count, device=items.device).unsqueeze(1) * width + candidates).reshape(-1)
+        if len(keys) == 0:
+            none = wanted[:0]
+            return none, none, none
+        position = torch.searchsorted(keys, wanted).clamp(max=len(keys) - 1)
+        found = torch.nonzero(keys[position] == wanted).squeeze(1)
+        columns = candidates.shape[1]
+        return found // columns, found % columns, self.times[order[position[found]]]
 
     def dense(self) -> torch.Tensor:
         """(*shape, num_items + 1) int64 unix seconds, -1 for never."""

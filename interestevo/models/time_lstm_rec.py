@@ -8,6 +8,7 @@ from torch import nn
 from .. import TimeLSTM
 from .base import SequenceRecommender, State
 from .config import ModelConfig
+from .recent_events import RecentEvents
 
 
 class TimeLSTMRec(SequenceRecommender):
@@ -45,10 +46,17 @@ class TimeLSTMRec(SequenceRecommender):
         self.input_dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size, config.embedding_size)
         self.residual = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
+        self.recent = None
+        if config.read_recent:
+            self.recent = RecentEvents(config.embedding_size, config.attention_heads, config.max_history,
+                                       config.dropout)
+            self.slot = nn.Linear(config.hidden_size, config.embedding_size)
 
     def initial_state(self, batch_size: int, device=None) -> State:
+        """(h, c) of the TimeLSTM, then (with ``read_recent``) the last events' slots."""
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
-        return (zeros, zeros.clone())
+        recent = () if self.recent is None else self.recent.initial_state(batch_size, device)
+        return (zeros, zeros.clone(), *recent)
 
     def _gaps(self, dt: torch.Tensor) -> torch.Tensor:
         return dt if self.uses_time else torch.zeros_like(dt)
@@ -63,11 +71,19 @@ class TimeLSTMRec(SequenceRecommender):
         out, (h, c) = self.rnn(inputs, (state[0], state[1]), dt=gaps, lengths=2 * lengths)
         # The state after event j - 1: the carried state for j = 0, else the output of item step j - 1.
         last = torch.cat([state[0][-1].unsqueeze(1), out[:, 1:-1:2]], dim=1)
-        return self.output(out[:, 0::2]) + self.residual(last), (h, c)
+        interest = self.output(out[:, 0::2]) + self.residual(last)
+        if self.recent is None:
+            return interest, (h, c)
+        # Each event's slot: its item and what the TimeLSTM made of it.
+        reads, recent = self.recent(interest, x + self.slot(out[:, 1::2]), items, self._gaps(dt), lengths, state[2:])
+        return interest + reads, (h, c, *recent)
 
     def project(self, state, delta):
         batch = state[0].shape[1]
         query = self.query.expand(batch, 1, -1)
         gaps = self._gaps(delta.reshape(batch, 1).to(query.dtype))
         out, _ = self.rnn(query, (state[0], state[1]), dt=gaps)
-        return self.output(out[:, 0]) + self.residual(state[0][-1])
+        interest = self.output(out[:, 0]) + self.residual(state[0][-1])
+        if self.recent is None:
+            return interest
+        return interest + self.recent.project(interest, state[2:], gaps[:, 0])

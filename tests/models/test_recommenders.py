@@ -121,7 +121,7 @@ def test_popularity_ranks_by_training_counts():
     assert logits[0, 1:].argsort(descending=True).tolist() == [1, 2, 0, 3]  # items 2, 3, 1, 4
 
 
-@pytest.mark.parametrize("name", ["sasrec", "tisasrec"])
+@pytest.mark.parametrize("name", ["sasrec", "tisasrec", "timelstm", "timelstm-no-dt"])
 @pytest.mark.parametrize("window", [1, 3, 7])
 def test_attention_reads_the_same_history_in_windows_of_any_size(name, window):
     # The carried memory makes a short max_history window slide exactly, one event at a time too.
@@ -142,7 +142,30 @@ def test_attention_reads_the_same_history_in_windows_of_any_size(name, window):
         for row in range(active):
             n = min(int(lengths[row]) - start, window)
             torch.testing.assert_close(part[row, :n], whole[row, start:start + n], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(state[3], final[3][:, :active], atol=1e-5, rtol=1e-5)
+    for carried, once in zip(state, final):
+        torch.testing.assert_close(carried, once[:, :active], atol=1e-5, rtol=1e-5)
+
+
+def test_timelstm_reads_its_recent_events_by_the_time_since_each():
+    """The direct read sees the last max_history events only, and with Δt its time bias makes the
+    request time matter beyond the TimeLSTM's own decay."""
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_size=8, hidden_size=8, max_history=3, item_activity=False, repeat_scores=False)
+    model = build_model("timelstm", NUM_ITEMS, config).eval()
+    items, dt, lengths = sequences(batch=1, steps=6)
+    changed = items.clone()
+    changed[0, 0] = items[0, 0] % NUM_ITEMS + 1
+    with torch.no_grad():
+        model.recent.time_bias.copy_(torch.randn_like(model.recent.time_bias) * 3)
+        model.rnn.decay_rate_l0.fill_(-30.0)  # the TimeLSTM itself (almost) ignores the gap
+        model.rnn.weight_ih_l0.zero_()  # and its memory carries nothing from the items
+        _, state = model(items, dt, lengths, model.initial_state(1))
+        _, other = model(changed, dt, lengths, model.initial_state(1))
+        hour, month = (model.project(state, torch.tensor([t])) for t in (1.0, 720.0))
+        assert not torch.allclose(hour, month)
+        torch.testing.assert_close(model.project(state, torch.tensor([1.0])), model.project(other, torch.tensor([1.0])))
+        model.recent.time_bias.zero_()
+        torch.testing.assert_close(model.project(state, torch.tensor([1.0])), model.project(state, torch.tensor([720.0])))
 
 
 def test_attention_sees_only_the_last_max_history_events_in_one_block():
@@ -367,3 +390,37 @@ def test_scores_stay_float32_under_bfloat16_autocast():
         logits = model.score(queries)
     assert logits.dtype == torch.float32 and torch.isneginf(logits[:, 0]).all()
     torch.testing.assert_close(logits[:, 1:], model.score(queries)[:, 1:], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_seen_items_at_candidate_columns_equal_the_dense_gather(shared):
+    from interestevo.models.repeat import SeenItems
+
+    g = torch.Generator().manual_seed(3)
+    dense = torch.randint(-1, 50, (6, NUM_ITEMS + 1), generator=g)
+    dense[dense < 30] = -1
+    seen = SeenItems.from_dense(dense)
+    shape = (9,) if shared else (6, 9)
+    items = torch.randint(1, NUM_ITEMS + 1, shape, generator=g)
+    items.view(-1)[:3] = items.view(-1)[3]  # a candidate in several columns
+    rows, cols, times = seen.at_columns(items)
+    expected = dense.gather(1, items.expand(6, -1) if shared else items)
+    got = torch.full_like(expected, -1)
+    got[rows, cols] = times
+    torch.testing.assert_close(got, expected)
+    empty = SeenItems.from_dense(torch.full((6, NUM_ITEMS + 1), -1))
+    assert all(len(t) == 0 for t in empty.at_columns(items))
+
+
+def test_item_activity_of_candidates_equals_the_catalogue_columns():
+    activity = ItemActivity(NUM_ITEMS, 8)
+    g = torch.Generator().manual_seed(0)
+    activity.observe(torch.randint(1, NUM_ITEMS + 1, (500,), generator=g),
+                     torch.randint(0, 40 * 86_400, (500,), generator=g))
+    at = torch.randint(0, 45 * 86_400, (7,), generator=g)
+    whole = activity.features(at)
+    shared = torch.randint(1, NUM_ITEMS + 1, (5,), generator=g)
+    per_row = torch.randint(1, NUM_ITEMS + 1, (7, 3), generator=g)
+    torch.testing.assert_close(activity.features(at, shared), whole[:, :, shared])
+    torch.testing.assert_close(activity.features(at, per_row),
+                               whole.gather(2, per_row.unsqueeze(1).expand(-1, whole.shape[1], -1)))
