@@ -122,6 +122,7 @@ def _add_train(commands) -> None:
     from .experiment import DataConfig
     from .models import ModelConfig
     from .train import TrainConfig
+    from .train.config import AUTO_NEGATIVES, FULL_SOFTMAX_MAX_ITEMS
 
     # Defaults shown in --help come from the dataclasses, so they stay true when those change.
     data_defaults, model_defaults, train_defaults = DataConfig(), ModelConfig(), TrainConfig()
@@ -177,14 +178,17 @@ def _add_train(commands) -> None:
     opt.add_argument("--epochs", type=_positive_int, metavar="N", help=default(train_defaults.epochs))
     opt.add_argument("--patience", type=_positive_int, metavar="N",
                      help=f"stop after N epochs without a better validation NDCG@10 {default(train_defaults.patience)}")
+    opt.add_argument("--patience-steps", type=_positive_int, metavar="N",
+                     help="... and at least N optimiser steps without one (small logs make few steps an epoch) "
+                          f"{default(train_defaults.patience_steps)}")
     opt.add_argument("--batch-size", type=_positive_int, metavar="N",
                      help=f"users per batch {default(train_defaults.batch_size)}")
     opt.add_argument("--window", type=_positive_int, metavar="N",
                      help=f"events per truncated-BPTT window {default(train_defaults.window)}")
     opt.add_argument("--lr", type=_positive_number, metavar="LR", help=default(train_defaults.lr))
     opt.add_argument("--num-negatives", type=_non_negative_int, metavar="N",
-                     help="sampled softmax with N negatives, 0: full softmax "
-                          f"{default(train_defaults.num_negatives)}")
+                     help=f"sampled softmax with N shared negatives, 0: full softmax (default: full softmax up "
+                          f"to {FULL_SOFTMAX_MAX_ITEMS:,} items, else {AUTO_NEGATIVES:,} negatives)")
     opt.add_argument("--device", help=f"cpu, cuda, cuda:1, or auto {default(train_defaults.device)}")
     opt.add_argument("--seed", type=_seed, metavar="N", help=default(train_defaults.seed))
     opt.add_argument("--no-progress", action="store_true",
@@ -219,7 +223,7 @@ def _train(args) -> int:
         config = ExperimentConfig.load(run.config)
         config.out = str(run.root)  # the directory given, also when the run was copied or moved
         config.train = replace(config.train, **_given(args, epochs="epochs", patience="patience",
-                                                       device="device"))
+                                                       patience_steps="patience_steps", device="device"))
         if args.max_dropped_fraction is not None:
             config.data.max_dropped_fraction = args.max_dropped_fraction
         if args.text_cache is not None:  # only where vectors are cached, not which
@@ -253,7 +257,7 @@ def _refuse_changes_on_resume(args) -> None:
     changed = [f"--{name.replace('_', '-')}" for name in _FIXED_ON_RESUME if getattr(args, name) is not None]
     if changed:
         raise UsageError(f"--resume continues the run as its config.json describes; {', '.join(changed)} "
-                         f"cannot change (only --epochs, --patience, --device, --max-dropped-fraction, "
+                         f"cannot change (only --epochs, --patience, --patience-steps, --device, --max-dropped-fraction, "
                          f"--text-cache and --no-progress can)")
 
 
@@ -277,7 +281,8 @@ def _config_from_args(args):
         model.item_activity = False
     if args.no_repeat_scores:
         model.repeat_scores = False
-    train = replace(base.train, **_given(args, epochs="epochs", patience="patience", batch_size="batch_size",
+    train = replace(base.train, **_given(args, epochs="epochs", patience="patience",
+                                         patience_steps="patience_steps", batch_size="batch_size",
                                          window="window", lr="lr", num_negatives="num_negatives",
                                          device="device", seed="seed"))
     if args.no_progress:

@@ -100,13 +100,15 @@ def test_patience_flag_stops_early_and_says_why(tmp_path, capsys, caplog):
 
     out = tmp_path / "run"
     caplog.set_level(logging.INFO, logger="interestevo.train")
-    assert main(["train", *tiny(30), "--patience", "1", "--lr", "0.5", "--models", "gru", "--out", str(out)]) == 0
+    assert main(["train", *tiny(30), "--patience", "1", "--patience-steps", "1", "--lr", "0.5", "--models", "gru",
+                 "--out", str(out)]) == 0
     history = json.loads((out / "history.json").read_text())["gru"]
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["patience"] == 1 and len(history) < 30
     stop = [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()]
     best = max(history, key=lambda r: r["valid"]["ndcg@10"])["epoch"]
-    assert stop == [f"gru: early stop: no better validation NDCG@10 for 1 epochs; best epoch {best}"]
+    assert len(stop) == 1 and stop[0].startswith("gru: early stop: no better validation NDCG@10 for 1 epochs (")
+    assert stop[0].endswith(f"steps); best epoch {best}")
 
 
 def test_help_shows_the_defaults_of_the_dataclasses(capsys):

@@ -6,6 +6,7 @@ from interestevo.checkpoint import load_checkpoint
 from interestevo.data import TEST, TRAIN, VALID
 from interestevo.models import ModelConfig, build_model
 from interestevo.train import TrainConfig, evaluate, train_model
+from interestevo.train.batches import sequence_batches
 
 from .tiny_data import tiny_dataset
 
@@ -58,9 +59,20 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
     _, inter, split = tiny_dataset()
     torch.manual_seed(0)
     model = build_model("gru", inter.num_items, MODEL, None)
-    config = TrainConfig(epochs=50, lr=0.0, batch_size=8, window=6, progress=False, patience=2)
+    config = TrainConfig(epochs=50, lr=0.0, batch_size=8, window=6, progress=False, patience=2, patience_steps=0)
     result = train_model(model, inter, split.targets(TRAIN), split.targets(VALID), config)
     assert len(result.history) == 3  # lr 0: never improves after the first epoch
+
+
+def test_early_stopping_also_waits_for_patience_steps_on_a_small_log():
+    _, inter, split = tiny_dataset()
+    torch.manual_seed(0)
+    model = build_model("gru", inter.num_items, MODEL, None)
+    steps = len(sequence_batches(inter, split.targets(TRAIN), 8, np.random.default_rng(0)))
+    config = TrainConfig(epochs=50, lr=0.0, batch_size=8, window=6, progress=False, patience=2,
+                         patience_steps=5 * steps)
+    result = train_model(model, inter, split.targets(TRAIN), split.targets(VALID), config)
+    assert len(result.history) == 6  # 5 epochs without improvement make 5 * steps steps
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "timelstm-no-dt"])

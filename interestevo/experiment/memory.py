@@ -29,8 +29,8 @@ def training_bytes(name: str, num_items: int, model_config, train_config, text_d
     """Peak bytes of training and evaluating ``name`` (an estimate, on the generous side)."""
     params = parameter_count(name, num_items, model_config)
     targets = train_config.batch_size * train_config.window
-    if train_config.num_negatives > 0:
-        n = train_config.num_negatives
+    n = train_config.negatives_for(num_items)
+    if n > 0:
         scores = targets * (n + 1) * FLOAT * SCORE_COPIES + n * (model_config.embedding_size * FLOAT * 2 + 8)
     else:
         scores = targets * (num_items + 1) * FLOAT * SCORE_COPIES
@@ -89,5 +89,5 @@ def check_memory(models, num_items: int, model_config, train_config, device: tor
                 f"{name} needs about {need / GIB:,.1f} GiB to train with these sizes ({num_items:,} items, "
                 f"--embedding-size {model_config.embedding_size}, --hidden-size {model_config.hidden_size}, "
                 f"--num-layers {model_config.num_layers}, --batch-size {train_config.batch_size}, --window "
-                f"{train_config.window}, --num-negatives {train_config.num_negatives}), more than the "
+                f"{train_config.window}, --num-negatives {train_config.negatives_for(num_items)}), more than the "
                 f"{free / GIB:,.1f} GiB free on {device}; choose smaller sizes")

@@ -1,5 +1,6 @@
 """The training loop: whole sequences, windows with carried state, AdamW, early stopping on
-validation NDCG@10, atomic checkpoints every epoch, resume, DDP and AMP."""
+validation NDCG@10 (patience in epochs and in optimiser steps), atomic checkpoints every epoch,
+resume, DDP and AMP."""
 from __future__ import annotations
 
 import contextlib
@@ -89,7 +90,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     objective = Objective(model)
     runner = nn.parallel.DistributedDataParallel(objective) if ctx.enabled else objective
-    result, best_state, bad_epochs, start = TrainResult(), None, 0, 1
+    result, best_state, bad_epochs, bad_steps, start = TrainResult(), None, 0, 0, 1
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
 
     if resume and checkpoint_dir is not None and (checkpoint_dir / LAST).is_file():
@@ -99,11 +100,12 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
         optimizer.load_state_dict(saved["optimizer_state"])
         result = TrainResult([EpochRecord(**r) for r in saved["history"]], saved["best_epoch"], saved["best_score"])
         best_state, bad_epochs, start = saved["best_state"], saved["bad_epochs"], saved["epoch"] + 1
+        bad_steps = saved.get("bad_steps", 0)
         _set_rng_state(saved["rng"])
         log.info("%s: resumed after epoch %d", name, saved["epoch"])
 
     for epoch in range(start, config.epochs + 1):
-        if bad_epochs >= config.patience:
+        if _patience_spent(bad_epochs, bad_steps, config):
             break
         began = time.perf_counter()
         # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
@@ -118,10 +120,10 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
         score = valid["ndcg@10"]
         improved = not score <= result.best_score  # NaN (no validation targets) keeps the latest
         if improved:
-            result.best_epoch, result.best_score, bad_epochs = epoch, score, 0
+            result.best_epoch, result.best_score, bad_epochs, bad_steps = epoch, score, 0, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
-            bad_epochs += 1
+            bad_epochs, bad_steps = bad_epochs + 1, bad_steps + len(batches)
         result.history.append(EpochRecord(epoch, loss, valid, seconds))
         log.info("%s epoch %d: loss %.4f, valid ndcg@10 %.4f hit@10 %.4f%s (%.1f s)", name, epoch, loss, score,
                  valid["hit@10"], " *" if improved else "", seconds)
@@ -132,22 +134,29 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
             save_checkpoint({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
                              "epoch": epoch, "history": [asdict(r) for r in result.history],
                              "best_epoch": result.best_epoch, "best_score": result.best_score,
-                             "best_state": best_state, "bad_epochs": bad_epochs, "rng": _rng_state(),
+                             "best_state": best_state, "bad_epochs": bad_epochs, "bad_steps": bad_steps,
+                             "rng": _rng_state(),
                              **(extra or {})}, checkpoint_dir / LAST)
         ctx.barrier()
 
-    _log_why_training_stopped(name, result, bad_epochs, config)
+    _log_why_training_stopped(name, result, bad_epochs, bad_steps, config)
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
 
 
-def _log_why_training_stopped(name: str, result: TrainResult, bad_epochs: int, config: TrainConfig) -> None:
+def _patience_spent(bad_epochs: int, bad_steps: int, config: TrainConfig) -> bool:
+    """No better validation NDCG@10 for ``patience`` epochs and ``patience_steps`` optimiser steps."""
+    return bad_epochs >= config.patience and bad_steps >= config.patience_steps
+
+
+def _log_why_training_stopped(name: str, result: TrainResult, bad_epochs: int, bad_steps: int,
+                              config: TrainConfig) -> None:
     if not result.history:
         return
-    if bad_epochs >= config.patience and result.history[-1].epoch < config.epochs:
-        log.info("%s: early stop: no better validation NDCG@10 for %d epochs; best epoch %d", name,
-                 bad_epochs, result.best_epoch)
+    if _patience_spent(bad_epochs, bad_steps, config) and result.history[-1].epoch < config.epochs:
+        log.info("%s: early stop: no better validation NDCG@10 for %d epochs (%d steps); best epoch %d", name,
+                 bad_epochs, bad_steps, result.best_epoch)
     else:
         log.info("%s: trained all %d epochs; best epoch %d", name, config.epochs, result.best_epoch)
 
@@ -187,7 +196,7 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
         windows = list(batch.windows(config.window))
         for k, (_, win) in enumerate(windows):
             state = tuple(s[:, :len(win.users)] for s in state)
-            negatives = _negatives(model.num_items, config.num_negatives, rng, device)
+            negatives = _negatives(model.num_items, config.negatives_for(model.num_items), rng, device)
             last_seen = None if history is None else history.read(win.items, win.times, win.lengths)
             # Gradients of one batch accumulate over its windows; DDP syncs once, on the last.
             last = k == len(windows) - 1
