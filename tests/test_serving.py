@@ -32,7 +32,9 @@ def test_event_by_event_equals_the_whole_sequence(name):
                         inter.timestamp[chunk])
     slots = [streamed._user_slot[str(u)] for u in batched.user_ids]
     for full, live in zip(batched.state, streamed.state):
-        torch.testing.assert_close(live[:, slots], full, atol=1e-5, rtol=1e-5)
+        # (timelstm's recent events keep float32 hours relative to the last event, summed per call:
+        # they agree to a fraction of a second)
+        torch.testing.assert_close(live[:, slots], full, atol=1e-4, rtol=1e-5)
     assert np.array_equal(streamed.last_time[slots], batched.last_time)
 
 
