@@ -143,7 +143,7 @@ class ExperimentConfig:
             raise ValueError(f"{path} is not valid JSON ({err}); the run directory is damaged") from None
         if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
             # Runs made before these parts existed trained models without them.
-            for term in ("item_activity", "repeat_scores", "read_recent"):
+            for term in ("item_activity", "repeat_scores", "fuse_attention"):
                 raw["model"].setdefault(term, False)
         return cls.from_dict(raw, where=str(path))
 

@@ -54,5 +54,5 @@ def _as_trained(name: str, config: ModelConfig, state: dict) -> tuple[ModelConfi
         state = {**state, "repeat.time_aware": torch.tensor(split_model_name(name)[0] == "timelstm")}
     config = replace(config, item_activity=config.item_activity and "activity.weights.weight" in state,
                      repeat_scores=config.repeat_scores and "repeat.bias" in state,
-                     read_recent=config.read_recent and "recent.query.weight" in state)
+                     fuse_attention=config.fuse_attention and "attention.position_bias" in state)
     return config, state

@@ -23,8 +23,10 @@ class ModelConfig:
     attention_layers: int = 2  # sasrec/tisasrec: transformer blocks (RecBole's defaults)
     attention_heads: int = 2
     attention_dropout: float = 0.5
-    max_history: int = 50  # sasrec/tisasrec: the last items each event attends to; timelstm: the last events it reads
-    read_recent: bool = True  # timelstm: attention over its last max_history events, biased by time since each
+    max_history: int = 50  # sasrec/tisasrec (and timelstm with fuse_attention): the last items each event attends to
+    # timelstm: fuse a SASRec-style attention encoder over the last max_history events (the long-term
+    # view) with the TimeLSTM's (short-term) by a gate that reads the gap to the request (SLi-Rec)
+    fuse_attention: bool = True
     # Scoring terms of every neural model (the same for all, so a comparison compares encoders):
     item_activity: bool = True  # score items by their recent activity in the log too
     repeat_scores: bool = True  # a learned term for items the user had, by time since then
@@ -33,7 +35,7 @@ class ModelConfig:
     def from_saved(cls, values: dict) -> "ModelConfig":
         """The configuration stored with a checkpoint or tracker. Those written before the scoring
         terms existed describe models without them; keys of other versions are ignored."""
-        values = {"item_activity": False, "repeat_scores": False, "read_recent": False, **values}
+        values = {"item_activity": False, "repeat_scores": False, "fuse_attention": False, **values}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 

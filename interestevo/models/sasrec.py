@@ -34,10 +34,39 @@ class SASRec(SequenceRecommender):
                  use_time: bool = False, text=None):
         super().__init__(num_items, config.embedding_size, item_categories, text, config.id_dropout,
                          item_activity=config.item_activity, repeat_scores=config.repeat_scores)
+        self.uses_time = use_time
+        self.encoder = AttentionEncoder(config, use_time)
+        self._register_load_state_dict_pre_hook(_moved_into_encoder)
+
+    def initial_state(self, batch_size: int, device=None) -> State:
+        return self.encoder.initial_state(batch_size, device)
+
+    def forward(self, items, dt, lengths, state):
+        outputs, new_state = self.encoder(self.items(items), items, dt, lengths, state)
+        return self.encoder.previous(outputs, state), new_state
+
+    def project(self, state, delta):
+        return self.encoder.latest(state)
+
+
+def _moved_into_encoder(state_dict, prefix, *_):
+    """Checkpoints written before the encoder was a module of its own still load."""
+    for key in [k for k in state_dict if k.startswith(tuple(prefix + p for p in ENCODER_PARTS))]:
+        state_dict[prefix + "encoder." + key[len(prefix):]] = state_dict.pop(key)
+
+
+ENCODER_PARTS = ("position_bias", "time_bias", "input_norm.", "blocks.")
+
+
+class AttentionEncoder(nn.Module):
+    """SASRec's encoder: ``attention_layers`` causal post-norm transformer blocks over the last
+    ``max_history`` events' vectors, with each block's inputs for them carried in the state."""
+
+    def __init__(self, config: ModelConfig, use_time: bool):
+        super().__init__()
         width, heads = config.embedding_size, config.attention_heads
         if width % heads:
             raise ValueError(f"embedding_size ({width}) must be divisible by attention_heads ({heads})")
-        self.uses_time = use_time
         self.width, self.heads, self.max_history = width, heads, config.max_history
         self.position_bias = nn.Parameter(torch.zeros(heads, config.max_history))
         self.time_bias = nn.Parameter(torch.zeros(heads, TIME_BUCKETS)) if use_time else None
@@ -48,26 +77,37 @@ class SASRec(SequenceRecommender):
 
     def initial_state(self, batch_size: int, device=None) -> State:
         """(last items (1, B, L), their times relative to the last event (1, B, L), each block's
-        inputs for them (blocks, B, L * D), the latest interest (1, B, D)); item 0: no event."""
+        inputs for them (blocks, B, L * D), the latest output (1, B, D)); item 0: no event."""
         history = torch.zeros(1, batch_size, self.max_history, device=device)
         memory = torch.zeros(len(self.blocks), batch_size, self.max_history * self.width, device=device)
         return (history, history.clone(), memory, torch.zeros(1, batch_size, self.width, device=device))
 
-    def forward(self, items, dt, lengths, state):
-        context, context_times, memory, last_query = state
+    def forward(self, vectors, items, dt, lengths, state):
+        """(B, T, D) outputs at each event of the window (``vectors`` (B, T, D) its items' vectors)
+        and the state after each row's last real event."""
+        context, context_times, memory, _ = state
         batch, steps = items.shape
         tokens = torch.cat([context[0].long(), items], dim=1)  # (B, L + T)
         times = torch.cat([context_times[0], context_times[0, :, -1:] + dt.float().cumsum(1)], dim=1)
         memory = memory.view(len(self.blocks), batch, self.max_history, self.width)
         bias = self._attention_bias(tokens, times)
-        x = self.dropout(self.input_norm(self.items(items)))
+        x = self.dropout(self.input_norm(vectors))
         inputs = []
         for block, remembered in zip(self.blocks, memory):
             keys = torch.cat([remembered.to(x.dtype), x], dim=1)
             inputs.append(keys)
             x = block(x, keys, bias)
-        queries = torch.cat([last_query[0].unsqueeze(1).to(x.dtype), x[:, :-1]], dim=1)
-        return queries, self._next_state(tokens, times, inputs, x, lengths)
+        return x, self._next_state(tokens, times, inputs, x, lengths)
+
+    @staticmethod
+    def previous(outputs, state):
+        """(B, T, D): at each event, the output at the event before it (the carried one first)."""
+        return torch.cat([state[3][0].unsqueeze(1).to(outputs.dtype), outputs[:, :-1]], dim=1)
+
+    @staticmethod
+    def latest(state):
+        """(B, D) the output at each row's last event."""
+        return state[3][0]
 
     def _attention_bias(self, tokens, times):
         """(B, heads, T, L + T) additive bias of the new events over the remembered and new ones:
@@ -98,9 +138,6 @@ class SASRec(SequenceRecommender):
         last = out.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2]))[:, 0]
         return (context.unsqueeze(0).float(), context_times.unsqueeze(0), memory.float(),
                 last.unsqueeze(0).float())
-
-    def project(self, state, delta):
-        return state[3][0]
 
 
 class _Block(nn.Module):

@@ -8,7 +8,7 @@ from torch import nn
 from .. import TimeLSTM
 from .base import SequenceRecommender, State
 from .config import ModelConfig
-from .recent_events import RecentEvents
+from .sasrec import TIME_BUCKETS, AttentionEncoder
 
 
 class TimeLSTMRec(SequenceRecommender):
@@ -46,17 +46,18 @@ class TimeLSTMRec(SequenceRecommender):
         self.input_dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size, config.embedding_size)
         self.residual = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
-        self.recent = None
-        if config.read_recent:
-            self.recent = RecentEvents(config.embedding_size, config.attention_heads, config.max_history,
-                                       config.dropout)
-            self.slot = nn.Linear(config.hidden_size, config.embedding_size)
+        self.attention = None
+        if config.fuse_attention:
+            # Δt-intervals between events are always a bias here; without time they are all 0.
+            self.attention = AttentionEncoder(config, use_time=True)
+            self.gate = nn.Linear(2 * config.embedding_size, config.embedding_size)
+            self.gap_gate = nn.Parameter(torch.zeros(TIME_BUCKETS, config.embedding_size))
 
     def initial_state(self, batch_size: int, device=None) -> State:
-        """(h, c) of the TimeLSTM, then (with ``read_recent``) the last events' slots."""
+        """(h, c) of the TimeLSTM, then (with ``fuse_attention``) the attention encoder's state."""
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
-        recent = () if self.recent is None else self.recent.initial_state(batch_size, device)
-        return (zeros, zeros.clone(), *recent)
+        attention = () if self.attention is None else self.attention.initial_state(batch_size, device)
+        return (zeros, zeros.clone(), *attention)
 
     def _gaps(self, dt: torch.Tensor) -> torch.Tensor:
         return dt if self.uses_time else torch.zeros_like(dt)
@@ -72,11 +73,10 @@ class TimeLSTMRec(SequenceRecommender):
         # The state after event j - 1: the carried state for j = 0, else the output of item step j - 1.
         last = torch.cat([state[0][-1].unsqueeze(1), out[:, 1:-1:2]], dim=1)
         interest = self.output(out[:, 0::2]) + self.residual(last)
-        if self.recent is None:
+        if self.attention is None:
             return interest, (h, c)
-        # Each event's slot: its item and what the TimeLSTM made of it.
-        reads, recent = self.recent(interest, x + self.slot(out[:, 1::2]), items, self._gaps(dt), lengths, state[2:])
-        return interest + reads, (h, c, *recent)
+        outputs, attention = self.attention(self.items(items), items, self._gaps(dt), lengths, state[2:])
+        return self._fuse(self.attention.previous(outputs, state[2:]), interest, self._gaps(dt)), (h, c, *attention)
 
     def project(self, state, delta):
         batch = state[0].shape[1]
@@ -84,6 +84,14 @@ class TimeLSTMRec(SequenceRecommender):
         gaps = self._gaps(delta.reshape(batch, 1).to(query.dtype))
         out, _ = self.rnn(query, (state[0], state[1]), dt=gaps)
         interest = self.output(out[:, 0]) + self.residual(state[0][-1])
-        if self.recent is None:
+        if self.attention is None:
             return interest
-        return interest + self.recent.project(interest, state[2:], gaps[:, 0])
+        return self._fuse(self.attention.latest(state[2:]), interest, gaps[:, 0])
+
+    def _fuse(self, long: torch.Tensor, short: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        """SLi-Rec's fusion: a gate per unit from both views and the gap to the request (log2-bucketed
+        seconds; Δt in hours) chooses between the attention's view and the TimeLSTM's."""
+        seconds = (gap.float().clamp(min=0) * 3600.0).double()
+        bucket = (torch.frexp(seconds + 1.0).exponent - 1).clamp(0, TIME_BUCKETS - 1)
+        gate = torch.sigmoid(self.gate(torch.cat([long, short], dim=-1)) + self.gap_gate[bucket].to(short.dtype))
+        return gate * short + (1 - gate) * long

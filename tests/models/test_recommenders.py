@@ -146,26 +146,31 @@ def test_attention_reads_the_same_history_in_windows_of_any_size(name, window):
         torch.testing.assert_close(carried, once[:, :active], atol=1e-5, rtol=1e-5)
 
 
-def test_timelstm_reads_its_recent_events_by_the_time_since_each():
-    """The direct read sees the last max_history events only, and with Δt its time bias makes the
-    request time matter beyond the TimeLSTM's own decay."""
+def test_timelstm_fuses_its_attention_encoder_by_the_gap_to_the_request():
+    """The gate between the attention's view and the TimeLSTM's reads the gap to the request, so the
+    request time matters beyond the TimeLSTM's own decay; the attention sees the last max_history
+    events only."""
     torch.manual_seed(0)
-    config = ModelConfig(embedding_size=8, hidden_size=8, max_history=3, item_activity=False, repeat_scores=False)
+    config = ModelConfig(embedding_size=8, hidden_size=8, max_history=3, attention_layers=1, item_activity=False,
+                         repeat_scores=False)
     model = build_model("timelstm", NUM_ITEMS, config).eval()
     items, dt, lengths = sequences(batch=1, steps=6)
-    changed = items.clone()
-    changed[0, 0] = items[0, 0] % NUM_ITEMS + 1
     with torch.no_grad():
-        model.recent.time_bias.copy_(torch.randn_like(model.recent.time_bias) * 3)
+        model.gap_gate.copy_(torch.randn_like(model.gap_gate) * 3)
         model.rnn.decay_rate_l0.fill_(-30.0)  # the TimeLSTM itself (almost) ignores the gap
-        model.rnn.weight_ih_l0.zero_()  # and its memory carries nothing from the items
         _, state = model(items, dt, lengths, model.initial_state(1))
-        _, other = model(changed, dt, lengths, model.initial_state(1))
         hour, month = (model.project(state, torch.tensor([t])) for t in (1.0, 720.0))
         assert not torch.allclose(hour, month)
-        torch.testing.assert_close(model.project(state, torch.tensor([1.0])), model.project(other, torch.tensor([1.0])))
-        model.recent.time_bias.zero_()
+        model.gap_gate.zero_()
         torch.testing.assert_close(model.project(state, torch.tensor([1.0])), model.project(state, torch.tensor([720.0])))
+        model.gate.weight.zero_()
+        model.gate.bias.fill_(-30.0)  # the attention's view only
+        changed = items.clone()
+        changed[0, 0] = items[0, 0] % NUM_ITEMS + 1
+        a, _ = model(items, dt, lengths, model.initial_state(1))
+        b, _ = model(changed, dt, lengths, model.initial_state(1))
+    torch.testing.assert_close(a[:, 5:], b[:, 5:])  # event 5's query reads events 2..4 only
+    assert not torch.allclose(a[:, 1:4], b[:, 1:4])
 
 
 def test_attention_sees_only_the_last_max_history_events_in_one_block():
@@ -185,9 +190,9 @@ def test_time_interval_bias_only_in_the_time_aware_attention():
     for name, reacts in [("sasrec", False), ("tisasrec", True)]:
         torch.manual_seed(0)
         model = build_model(name, NUM_ITEMS, ModelConfig(embedding_size=8)).eval()
-        if model.time_bias is not None:
+        if model.encoder.time_bias is not None:
             with torch.no_grad():
-                model.time_bias.normal_()
+                model.encoder.time_bias.normal_()
         a, _ = model(items, dt, lengths, model.initial_state(1))
         b, _ = model(items, dt * 100, lengths, model.initial_state(1))
         assert torch.allclose(a, b) != reacts, name
