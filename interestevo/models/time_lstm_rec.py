@@ -28,7 +28,15 @@ class TimeLSTMRec(SequenceRecommender):
     the prediction (one step instead of two), which makes training converge much faster; all
     dependence on the gap still comes from the query step.
 
-    ``use_time=False`` is the ablation: identical architecture with every Δ the TimeLSTM reads
+    With ``fuse_attention`` (the default), SASRec's attention encoder also reads the last
+    ``max_history`` events (intervals between them as an attention bias), and the interest is
+    SLi-Rec's fusion of the two views: a gate per unit, from both views and the log2-bucketed gap
+    to the request, weighs the TimeLSTM's short-term view against the attention's. A 64-unit
+    recurrent state must compress a history; the attention reads each recent item directly (on
+    yoochoose-100k validation the TimeLSTM alone reached 0.3849 NDCG@10, sasrec 0.405, the fusion
+    0.409). Both states are carried, so serving stays O(1) per event.
+
+    ``use_time=False`` is the ablation: identical architecture with every Δ its encoders read
     zeroed (then the cell is an LSTM with query steps); the scoring terms are those of every model.
     """
 
