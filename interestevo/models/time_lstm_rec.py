@@ -32,9 +32,10 @@ class TimeLSTMRec(SequenceRecommender):
     ``max_history`` events (intervals between them as an attention bias), and the interest is
     SLi-Rec's fusion of the two views: a gate per unit, from both views and the log2-bucketed gap
     to the request, weighs the TimeLSTM's short-term view against the attention's. A 64-unit
-    recurrent state must compress a history; the attention reads each recent item directly (on
-    yoochoose-100k validation the TimeLSTM alone reached 0.3849 NDCG@10, sasrec 0.405, the fusion
-    0.409). Both states are carried, so serving stays O(1) per event.
+    recurrent state must compress a history; the attention reads each recent item directly (seed 0,
+    validation NDCG@10 on yoochoose-100k: the TimeLSTM alone 0.3849 and sasrec 0.3982 at lr 5e-3;
+    at lr 1e-3 the fusion 0.4090 by epoch 25, sasrec 0.4052 by epoch 15, both runs cut short).
+    Both states are carried, so serving stays O(1) per event.
 
     ``use_time=False`` is the ablation: identical architecture with every Δ its encoders read
     zeroed (then the cell is an LSTM with query steps); the scoring terms are those of every model.
