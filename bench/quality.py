@@ -259,7 +259,7 @@ def summarise(results: list[dict], args, log: str) -> dict:
         for model in models:
             mine = [r for r in runs if r["model"] == model]
             table[model] = {m: {"mean": float(np.mean([r["test"][m] for r in mine])),
-                                "std": float(np.std([r["test"][m] for r in mine], ddof=1)) if len(mine) > 1 else 0.0}
+                                "std": float(np.std([r["test"][m] for r in mine], ddof=1)) if len(mine) > 1 else None}
                             for m in METRICS}
             table[model]["valid_ndcg@10"] = float(np.mean([r["valid"]["ndcg@10"] for r in mine]))
             table[model]["best_epoch"] = [r["best_epoch"] for r in mine]
@@ -343,7 +343,7 @@ def markdown(summary: dict) -> str:
         lines += [f"## {split}", "", "| model | " + " | ".join(METRICS) + " | valid NDCG@10 | best epochs |",
                   "|---" * (len(METRICS) + 3) + "|"]
         for model, row in part["models"].items():
-            cells = [f"{row[k]['mean']:.4f} ± {row[k]['std']:.4f}" for k in METRICS]
+            cells = [_mean_std(row[k]) for k in METRICS]
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {row['valid_ndcg@10']:.4f} | "
                          f"{', '.join(map(str, row['best_epoch']))} |")
         if split == "loo":
@@ -381,6 +381,11 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _mean_std(value: dict) -> str:
+    """``mean ± std``, or the mean alone where one seed ran (no spread to show)."""
+    return f"{value['mean']:.4f}" + ("" if value["std"] is None else f" ± {value['std']:.4f}")
+
+
 def _seeds_text(summary: dict) -> str:
     return "; ".join(f"{split} {', '.join(map(str, seeds))}" for split, seeds in summary["seeds"].items())
 
@@ -403,7 +408,7 @@ def readme_table(summaries: list[dict], command: str) -> str:
         cells = []
         for s in logs:
             row = s["splits"]["loo"]["models"].get(model)
-            text = f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f}" if row else ""
+            text = _mean_std(row["ndcg@10"]) if row else ""
             cells.append(f"**{text}**" if row and best[s["dataset"]] == model else text)
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     cells = []
@@ -437,7 +442,7 @@ def plot(summary: dict, path: Path) -> None:
         part = summary["splits"][split]
         models = list(part["models"])
         means = [part["models"][m]["ndcg@10"]["mean"] for m in models]
-        stds = [part["models"][m]["ndcg@10"]["std"] for m in models]
+        stds = [part["models"][m]["ndcg@10"]["std"] or 0.0 for m in models]
         ax = axes[2 * i]
         ax.bar(models, means, yerr=stds, capsize=3, color="tab:blue")
         ax.set_title(f"{summary['dataset']} {split}: test NDCG@10")
