@@ -26,7 +26,7 @@ import torch
 from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids
 from ..data import DataFormatError, prepare_interactions, read_interactions, read_items
 from ..data.cleaning import normalise_ids
-from ..models import ModelConfig, build_model, model_from_state, split_model_name
+from ..models import ModelConfig, as_trained, build_model, model_from_state, split_model_name
 from ..train import train_model
 from .config import ExperimentConfig
 from .dataset import item_labels, load_dataset
@@ -85,7 +85,8 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
     inter = _old_items_first(inter, old_items)
     train, valid = _new_event_targets(inter, frame["new_event"].to_numpy(), data)
 
-    model_config = ModelConfig.from_saved(saved["model_config"])
+    # The structure the checkpoint has (an older run's saved settings may name parts it lacks).
+    model_config, _ = as_trained(name, ModelConfig.from_saved(saved["model_config"]), saved["model_state"])
     text = _text_features(config, inter) if uses_text else None
     grown = _grown_model(name, saved, inter, model_config, history.category_names, text)
     train_config = replace(config.train, epochs=epochs, lr=lr or config.train.lr, progress=False)

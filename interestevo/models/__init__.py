@@ -15,7 +15,7 @@ from .sasrec import SASRec
 from .time_lstm_rec import TimeLSTMRec
 
 __all__ = ["EXTRA_MODEL_NAMES", "MODEL_NAMES", "TEXT_SUFFIX", "ModelConfig", "PopularityRec", "RNNRec", "SASRec", "SequenceRecommender",
-           "State", "TimeLSTMRec", "build_model", "interest_forecast", "model_from_state", "split_model_name"]
+           "State", "TimeLSTMRec", "as_trained", "build_model", "interest_forecast", "model_from_state", "split_model_name"]
 
 
 def build_model(name: str, num_items: int, config: ModelConfig, item_categories: torch.Tensor | None = None,
@@ -40,13 +40,13 @@ def model_from_state(name: str, num_items: int, config: ModelConfig, state: dict
     text = None
     if "items.text_vectors" in state:
         text = SimpleNamespace(vectors=state["items.text_vectors"], has_text=state["items.has_text"])
-    config, state = _as_trained(name, config, state)
+    config, state = as_trained(name, config, state)
     model = build_model(name, num_items, config, state.get("items.categories"), text)
     model.load_state_dict(state)
     return model
 
 
-def _as_trained(name: str, config: ModelConfig, state: dict) -> tuple[ModelConfig, dict]:
+def as_trained(name: str, config: ModelConfig, state: dict) -> tuple[ModelConfig, dict]:
     """The configuration and state of a model as it was trained. Before every neural model had the
     scoring terms, only timelstm and timelstm-no-dt had them (whatever the saved configuration
     said), and timelstm-no-dt's re-consumption term ignored the elapsed time."""

@@ -14,6 +14,12 @@ from torch import nn
 ELAPSED_BUCKETS = 40  # floor(log2(1 + seconds)): 0 s, 1 s, 2-3 s, ... up to 2^39 s
 
 
+def log2_buckets(seconds: torch.Tensor, count: int) -> torch.Tensor:
+    """floor(log2(1 + seconds)) of elapsed ``seconds`` >= 0, at most ``count - 1``: the float's
+    exponent, exact for the whole seconds times are."""
+    return (torch.frexp(seconds.double() + 1.0).exponent - 1).clamp(0, count - 1)
+
+
 class RepeatScores(nn.Module):
     """``score[item] += bias[bucket(at - last_seen[item])]`` for items the user has had.
 
@@ -47,9 +53,7 @@ class RepeatScores(nn.Module):
 
     def _terms(self, at, rows, cols, times, shape, base) -> torch.Tensor:
         if self.uses_time:
-            # floor(log2(1 + elapsed)) as the float's exponent: exact for the integers seconds are.
-            elapsed = (at.reshape(-1)[rows] - times).clamp(min=0).double()
-            bucket = (torch.frexp(elapsed + 1.0).exponent - 1).clamp(max=ELAPSED_BUCKETS - 1)
+            bucket = log2_buckets((at.reshape(-1)[rows] - times).clamp(min=0), ELAPSED_BUCKETS)
         else:
             bucket = torch.zeros_like(rows)
         if base is None:

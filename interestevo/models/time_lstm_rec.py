@@ -8,6 +8,7 @@ from torch import nn
 from .. import TimeLSTM
 from .base import SequenceRecommender, State
 from .config import ModelConfig
+from .repeat import log2_buckets
 from .sasrec import TIME_BUCKETS, AttentionEncoder
 
 
@@ -84,8 +85,9 @@ class TimeLSTMRec(SequenceRecommender):
         interest = self.output(out[:, 0::2]) + self.residual(last)
         if self.attention is None:
             return interest, (h, c)
-        outputs, attention = self.attention(self.items(items), items, self._gaps(dt), lengths, state[2:])
-        return self._fuse(self.attention.previous(outputs, state[2:]), interest, self._gaps(dt)), (h, c, *attention)
+        gaps = self._gaps(dt)
+        outputs, attention = self.attention(self.items(items), items, gaps, lengths, state[2:])
+        return self._fuse(self.attention.previous(outputs, state[2:]), interest, gaps), (h, c, *attention)
 
     def project(self, state, delta):
         batch = state[0].shape[1]
@@ -100,7 +102,6 @@ class TimeLSTMRec(SequenceRecommender):
     def _fuse(self, long: torch.Tensor, short: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
         """SLi-Rec's fusion: a gate per unit from both views and the gap to the request (log2-bucketed
         seconds; Δt in hours) chooses between the attention's view and the TimeLSTM's."""
-        seconds = (gap.float().clamp(min=0) * 3600.0).double()
-        bucket = (torch.frexp(seconds + 1.0).exponent - 1).clamp(0, TIME_BUCKETS - 1)
+        bucket = log2_buckets(gap.float().clamp(min=0) * 3600.0, TIME_BUCKETS)
         gate = torch.sigmoid(self.gate(torch.cat([long, short], dim=-1)) + self.gap_gate[bucket].to(short.dtype))
         return gate * short + (1 - gate) * long
