@@ -142,15 +142,16 @@ def stage_evaluate(ctx: dict, args) -> list[dict]:
 
 
 def stage_tracker(ctx: dict, args) -> list[dict]:
-    (InterestTracker,) = need("serving:InterestTracker")
+    InterestTracker, ServedModel = need("serving:InterestTracker,ServedModel")
     inter, _ = training_data(ctx)
     model = ctx.get("models", {}).get("timelstm") or build("timelstm", inter)
-    tracker = InterestTracker(model, inter.item_ids, dt_unit=inter.dt_unit, device=args.device)
-    _, history_s = timed(tracker.observe_history, inter)
+    # the tracker serves on the CPU, over an in-memory store
+    tracker = InterestTracker(ServedModel.from_model(model, inter.item_ids, dt_unit=inter.dt_unit, inter=inter))
+    _, history_s = timed(tracker.import_log, inter)
     rng = np.random.default_rng(0)
     users, items = np.asarray(inter.user_ids[1:]), np.asarray(inter.item_ids[1:])
     now = int(np.max(inter.timestamp)) + 3600
-    out = [row("tracker", f"observe_history ({len(inter):,} events, {len(users):,} users)", history_s, "s",
+    out = [row("tracker", f"import_log ({len(inter):,} events, {len(users):,} users)", history_s, "s",
                f"{len(inter) / history_s:,.0f} events/s")]
 
     singles = 60 if args.quick else 300

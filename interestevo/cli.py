@@ -24,11 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     _configure_logging()
     from .data import DataFormatError
-    from .serving import UnknownUserError
 
     try:
         return args.handler(args)
-    except (DataFormatError, UnknownUserError, FileNotFoundError, UsageError, ValueError) as err:
+    except (DataFormatError, LookupError, FileNotFoundError, UsageError, ValueError) as err:
         if os.environ.get("INTERESTEVO_DEBUG"):
             raise
         return _one_line(str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -104,8 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--at", metavar="TIME",
                            help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: now)")
     recommend.add_argument("-k", type=_positive_int, default=10, help="how many items (default: 10)")
-    recommend.add_argument("--model", help="which model of the run (default: timelstm)")
+    recommend.add_argument("--model", help="which model of the run (default: its best by validation NDCG@10)")
     recommend.add_argument("--exclude-seen", action="store_true")
+    recommend.add_argument("--store", metavar="URL", help="the store serve uses, if not the run's serving.db "
+                                                          "(sqlite:///PATH or redis://HOST:PORT/DB)")
     recommend.add_argument("--out", metavar="FILE", help="with --all-users: a new .csv or .parquet file")
     recommend.add_argument("--no-progress", action="store_true", help="no progress bar (only drawn on a terminal)")
     recommend.set_defaults(handler=_recommend)
@@ -323,8 +324,9 @@ def _evaluate(args) -> int:
 def _recommend(args) -> int:
     import time
 
-    from .experiment import load_tracker
+    from .experiment import RunDirectory
     from .experiment.export import check_export_path, export_recommendations
+    from .serving import InterestTracker
 
     if args.all_users and not args.out:
         raise UsageError("--all-users writes a file: pass --out recs.csv (or .parquet)")
@@ -333,29 +335,35 @@ def _recommend(args) -> int:
     if args.out:
         check_export_path(args.out)
     at, read_as = (int(time.time()), "now") if args.at is None else _request_time(args.at)
-    tracker = load_tracker(args.run, args.model)
-    if args.all_users:
-        users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
-                                       progress=not args.no_progress)
-        print(f"top-{args.k} of {tracker.model_name} for {users:,} users at {_echo_time(args.at, at, read_as)} "
-              f"written to {args.out}")
-        return 0
-    recs = tracker.recommend([args.user], at=[at], k=args.k, exclude_seen=args.exclude_seen)
-    hours = (at - tracker.last_event_time([args.user])[0]) / 3600.0
-    print(f"user {args.user} ({tracker.model_name}) at {_echo_time(args.at, at, read_as)}, {hours:.1f} hours "
-          f"after their last event:")
-    items = [str(i) for i in recs.items[0]]
-    print(_recommendation_table(items, recs.scores[0].tolist(), _item_labels(args.run)))
+    run = RunDirectory.open(args.run)
+    tracker = InterestTracker.open(run, args.model, args.store)
+    try:
+        if args.all_users:
+            users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
+                                           progress=not args.no_progress)
+            print(f"top-{args.k} of {tracker.model_name} for {users:,} users at "
+                  f"{_echo_time(args.at, at, read_as)} written to {args.out}")
+            return 0
+        answer = tracker.recommend(args.user, at=at, k=args.k, exclude_seen=args.exclude_seen)[0]
+    finally:
+        tracker.store.close()
+    when = _echo_time(args.at, at, read_as)
+    if answer["cold_start"]:
+        print(f"user {args.user} has no events: the items most popular before {when} ({tracker.model_name}'s "
+              f"catalogue):")
+    else:
+        print(f"user {args.user} ({tracker.model_name}) at {when}, {answer['hours_since_last_event']:.1f} hours "
+              f"after their last event:")
+    items = [str(entry["item"]) for entry in answer["items"]]
+    print(_recommendation_table(items, [entry["score"] for entry in answer["items"]], run.item_labels()))
     return 0
 
 
 def _request_time(text: str) -> tuple[int, str]:
-    from .data.timestamps import parse_time
+    """--at as every surface reads a time (a refusal is a DataFormatError naming --at)."""
+    from .data.timestamps import read_time
 
-    try:
-        return parse_time(text)
-    except ValueError as err:
-        raise UsageError(f"--at {err}") from None
+    return read_time(text, "--at")
 
 
 def _parse_time(text: str) -> int:
@@ -369,13 +377,6 @@ def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
     if given is None:
         return f"now ({iso_utc(seconds)})"
     return f"--at {given} ({read_as}: {iso_utc(seconds)})"
-
-
-def _item_labels(run_dir: str) -> dict[str, tuple[str | None, list]]:
-    from .experiment import ExperimentConfig, RunDirectory
-    from .experiment.dataset import item_labels
-
-    return item_labels(ExperimentConfig.load(RunDirectory(run_dir).config).data)
 
 
 def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:

@@ -304,7 +304,8 @@ def test_resume_refuses_checkpoints_of_the_old_parameter_layout(tmp_path, capsys
 def test_finetune_of_a_text_model_encodes_the_new_items_texts(tmp_path):
     from interestevo.checkpoint import load_checkpoint
     from interestevo.experiment.finetune import finetune_run
-    from interestevo.serving.engine import load_served_model
+    from interestevo.experiment import RunDirectory
+    from interestevo.serving import ServedModel
 
     argv, out, items = small_text_run(tmp_path)
     assert main(argv) == 0
@@ -323,5 +324,5 @@ def test_finetune_of_a_text_model_encodes_the_new_items_texts(tmp_path):
     jazz = [i for i in range(1, rows) if ids[i] in {"1", "3"}]  # the same encoder: "Jazz album 11" is near them
     assert all(torch.cosine_similarity(state["items.text_vectors"][rows], state["items.text_vectors"][i], dim=0) > 0.5
                for i in jazz)
-    served = load_served_model(tmp_path / "tuned")
+    served = ServedModel.from_run(RunDirectory.open(tmp_path / "tuned"))
     assert served.name == "timelstm+text" and served.item_title(served.item_index["11"]) == "Jazz album 11"

@@ -305,10 +305,10 @@ def test_recommend_prints_a_table_with_titles_and_echoes_the_time(small_run, cap
     (["--at", "inf"], "--at 'inf' is no time that can be stored"),
     (["--at", "1e30"], "--at '1e30' is no time that can be stored"),
     (["--at", "nan"], "--at 'nan' is no time"),
-    (["--at", "1000"], "request time 1000 for user 'u3' is before that user's last event"),
+    (["--at", "1000"], "at=1970-01-01T00:16:40Z is before the last event of user 'u3'"),
     (["-k", "-1"], "-k: must be a positive integer, got -1"),
     (["-k", "0"], "-k: must be a positive integer, got 0"),
-    (["--model", "transformer"], "--model 'transformer' is not a model of the run"),
+    (["--model", "transformer"], "model 'transformer' is not a model of the run"),
     (["--all-users"], "argument --all-users: not allowed with argument --user"),
     (["--out", "x.csv"], "--out goes with --all-users"),
 ])
@@ -344,8 +344,7 @@ def test_damaged_checkpoints_are_one_line_naming_the_file(damage, command, small
     import torch
 
     run = copy_run(small_run, tmp_path)
-    target = run / ("trackers/gru.pt" if command == "recommend" else
-                    "checkpoints/gru/best.pt" if command == "evaluate" else "checkpoints/gru/last.pt")
+    target = run / ("checkpoints/gru/best.pt" if command in ("recommend", "evaluate") else "checkpoints/gru/last.pt")
     good = target.read_bytes()
     if damage == "unsafe pickle":
         torch.save({"x": UnsafeThing()}, target)
@@ -476,12 +475,12 @@ def test_a_run_refused_before_writing_anything_leaves_no_directory(tmp_path, cap
 
 def test_the_service_answers_with_the_item_files_titles_and_categories(small_run, tmp_path):
     pytest.importorskip("fastapi")
-    from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
-    from interestevo.serving.store import open_store
+    from interestevo.experiment import RunDirectory
+    from interestevo.serving import InterestTracker, ServedModel
 
-    engine = ServingEngine(load_served_model(small_run, "gru"), open_store(f"sqlite:///{tmp_path / 'users.db'}"))
-    engine.apply_events([Event("new", "3", 1_700_000_000), Event("new", "4", 1_700_000_100)])
-    warm, cold = engine.recommend([RecommendRequest("new", 1_700_000_200, 4), RecommendRequest("nobody", 1_700_000_200, 4)])
+    tracker = InterestTracker(ServedModel.from_run(RunDirectory.open(small_run), "gru"))
+    tracker.update(["new", "new"], ["3", "4"], [1_700_000_000, 1_700_000_100])
+    warm, cold = tracker.recommend(["new", "nobody"], at=1_700_000_200, k=4)
     assert not warm["cold_start"] and cold["cold_start"]
     for answer in (warm, cold):
         assert len(answer["items"]) == 4

@@ -1,4 +1,6 @@
-"""Timestamps as int64 seconds, and time gaps in a chosen unit.
+"""The one clock: every time a user gives (log columns, ``--at``, HTTP bodies and queries, the
+Python API) becomes int64 unix seconds here, read the same way on each, and every gap between
+two times is computed here.
 
 Timestamps never pass through float32: at today's epoch values (~1.7e9 s) float32 steps are
 128 s apart, which merges and reorders events.
@@ -6,7 +8,7 @@ Timestamps never pass through float32: at today's epoch values (~1.7e9 s) float3
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -126,32 +128,127 @@ def datetime_seconds(value) -> int:
     return (stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # exact, unlike .timestamp()
 
 
-def parse_time(text: str) -> tuple[int, str]:
-    """One time as a log's timestamp column would read it: unix seconds, milliseconds or
-    microseconds (told apart by magnitude, like the columns) or an ISO date (naive = UTC).
-    Returns ``(seconds, how it was read)``; ValueError says why a value is no time.
+#: the unix seconds a time may be: years 1 to 9999 (UTC), so int64 arithmetic on them (gaps,
+#: sums) never wraps and every time has an ISO 8601 form
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+#: what a request or event time may be, as every refusal says
+TIME_FORMS = ("finite unix seconds, milliseconds or microseconds (told apart by magnitude) or an ISO 8601 "
+              "date, between the years 1 and 9999")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_time(value, what: str = "time") -> int:
+    """Unix seconds of one request or event time, read the same on every surface (``--at``, HTTP
+    bodies and queries, the Python API):
+
+    >>> parse_time(1_700_000_000), parse_time("1700000000000"), parse_time("2023-11-14T22:13:20Z")
+    (1700000000, 1700000000, 1700000000)
+
+    A number (or its text) is unix seconds, milliseconds or microseconds, told apart by magnitude
+    as in log columns, fractions floored; other text is an ISO 8601 date; a ``datetime`` is taken
+    as it is; naive times are UTC. Anything else raises DataFormatError naming ``what``.
     """
-    text = str(text).strip()
+    return read_time(value, what)[0]
+
+
+def read_time(value, what: str = "time") -> tuple[int, str]:
+    """:func:`parse_time`, and how the value was read ("unix milliseconds", "an ISO date"), to
+    echo a time as it was understood."""
+    if isinstance(value, str):
+        number = _number(value)
+        if number is None:
+            return _iso_seconds(value, what), "an ISO date"
+    elif isinstance(value, datetime):
+        return _utc_seconds(value, what, value), "a datetime"
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = value.item() if isinstance(value, np.generic) else value
+    else:  # booleans, None, lists...
+        raise _refused(what, value)
+    shown = value if isinstance(value, str) else number
+    if isinstance(number, float) and not math.isfinite(number):
+        raise _refused(what, shown, readable=True)
+    unit, _, per_second = next(u for u in EPOCH_UNITS if abs(number) >= u[1])
+    seconds = number // per_second if isinstance(number, int) else math.floor(number / per_second)
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise _refused(what, shown, readable=True)
+    return int(seconds), f"unix {unit}"
+
+
+def parse_times(values, what: str = "times", n: int | None = None) -> np.ndarray:
+    """(n,) int64 unix seconds: :func:`parse_time` of each value (vectorised for numeric arrays),
+    or of one value repeated ``n`` times. A refusal names the position: ``times[3]``."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        one = parse_time(array.item() if isinstance(values, np.ndarray) else values, what)
+        return np.full(1 if n is None else n, one, np.int64)
+    array = array.reshape(-1)
+    if array.dtype.kind in "iuf":
+        return _numeric_seconds(array, what)
+    if array.dtype.kind == "M":  # numpy datetimes: as datetime objects, never as raw ns counts
+        array = array.astype("datetime64[us]").astype(object)
+    return np.array([parse_time(value, f"{what}[{i}]") for i, value in enumerate(array.tolist())], np.int64)
+
+
+def _numeric_seconds(numbers: np.ndarray, what: str) -> np.ndarray:
+    """parse_time of every number, in a few array operations."""
+    per_second = np.array([unit[2] for unit in EPOCH_UNITS], np.int64)[epoch_unit(numbers)]
+    if numbers.dtype.kind == "f":
+        finite = np.isfinite(numbers)
+        with np.errstate(invalid="ignore"):
+            seconds = np.floor(numbers / per_second)
+    else:  # exact (float64 rounds microseconds beyond 2**53); the clip keeps uint64 from wrapping
+        finite = np.ones(len(numbers), bool)
+        seconds = np.minimum(numbers, (MAX_SECONDS + 1) * 1_000_000).astype(np.int64) // per_second
+    bad = ~finite | (seconds < MIN_SECONDS) | (seconds > MAX_SECONDS)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise _refused(f"{what}[{first}]", numbers[first].item(), readable=True)
+    return seconds.astype(np.int64)
+
+
+def _number(text: str) -> int | float | None:
     try:
-        number = int(text)
+        return int(text)
     except ValueError:
         try:
-            number = float(text)
+            return float(text)
         except ValueError:
-            number = None
-    if number is None:
-        try:
-            return datetime_seconds(text), "an ISO date"
-        except pd.errors.OutOfBoundsDatetime:
-            raise ValueError(f"{text!r} is a date outside the years {pd.Timestamp.min.year + 1}-"
-                             f"{pd.Timestamp.max.year - 1} that can be stored") from None
-        except (ValueError, OverflowError):
-            raise ValueError(f"{text!r} is neither unix time (seconds, ms or µs) nor an ISO date") from None
-    if not math.isfinite(number) or abs(number) >= _INT64_SAFE:
-        raise ValueError(f"{text!r} is no time that can be stored (expected finite unix time below 2**62)")
-    unit, _, per_second = EPOCH_UNITS[int(epoch_unit(np.array([number]))[0])]
-    seconds = number // per_second if isinstance(number, int) else math.floor(number / per_second)
-    return int(seconds), f"unix {unit}"
+            return None
+
+
+def _iso_seconds(text: str, what: str) -> int:
+    """Only ISO 8601: a lenient parser reads "01/02/2024" or "1 2 3" as some date, and a "+02:00"
+    sent unencoded in a URL arrives as " 02:00", which must be refused, not read as another time."""
+    stripped = text.strip()
+    try:  # Python 3.10's fromisoformat does not know "Z"
+        when = datetime.fromisoformat(stripped[:-1] + "+00:00" if stripped.endswith(("Z", "z")) else stripped)
+    except ValueError:
+        raise _refused(what, text) from None
+    return _utc_seconds(when, what, text)
+
+
+def _utc_seconds(when: datetime, what: str, given) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = (when - _EPOCH) // timedelta(seconds=1)
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:  # an offset can move year 1 or 9999 out of range
+        raise _refused(what, given, readable=True)
+    return seconds
+
+
+def _refused(what: str, value, readable: bool = False) -> DataFormatError:
+    return DataFormatError(f"{what} {_shown(value)} is no time{' that can be stored' if readable else ''}: "
+                           f"expected {TIME_FORMS}")
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A refused value as a message quotes it: enough to recognise, never the whole of a huge one."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def iso_utc(seconds: int) -> str:
@@ -162,16 +259,22 @@ def iso_utc(seconds: int) -> str:
         return f"{seconds} s since the epoch"
 
 
-def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:
-    """float32 time since the same user's previous event in ``unit``; 0 at each first event.
-
-    The difference is taken in int64 and only then scaled, so large epochs lose no precision.
-    """
-    scale = unit_seconds(unit)
-    diff = np.zeros(len(timestamp), np.int64)
-    diff[1:] = np.diff(timestamp)
-    diff[first_of_user] = 0
+def elapsed(times, since, known, scale: int) -> np.ndarray:
+    """float32 time from ``since`` to ``times`` in units of ``scale`` seconds, 0 where ``known``
+    is False. The difference is taken in int64 and only then scaled, so large epochs lose no
+    precision: the one gap computation of the data layer and the tracker."""
+    diff = np.asarray(times, np.int64) - np.asarray(since, np.int64)
+    diff[~np.asarray(known, bool)] = 0
     return (diff / scale).astype(np.float32)
+
+
+def gaps(timestamp: np.ndarray, first_of_user: np.ndarray, unit: str) -> np.ndarray:
+    """float32 time since the same user's previous event in ``unit``; 0 at each first event
+    (``first_of_user``: a boolean mask)."""
+    timestamp = np.asarray(timestamp, np.int64)
+    out = np.zeros(len(timestamp), np.float32)
+    out[1:] = elapsed(timestamp[1:], timestamp[:-1], ~np.asarray(first_of_user, bool)[1:], unit_seconds(unit))
+    return out
 
 
 def unit_seconds(unit: str) -> int:

@@ -34,25 +34,23 @@ def check_export_path(path: str | os.PathLike) -> Path:
 
 def export_recommendations(tracker, path: str | os.PathLike, at: int, k: int, exclude_seen: bool = False,
                            batch_size: int = 1024, progress: bool = True) -> int:
-    """Write ``user_id, rank, item_id, score`` for every user the tracker holds (atomically: the
-    file appears whole or not at all). Returns the number of users."""
+    """Write ``user_id, rank, item_id, score`` for every user of the tracker's store (atomically:
+    the file appears whole or not at all). Returns the number of users."""
     path = check_export_path(path)
-    users = list(tracker.user_ids)
+    users = tracker.user_ids()
     starts = range(0, len(users), batch_size)
 
     def frames():
         for start in tqdm(starts, desc="recommending", unit="batch", disable=None if progress else True):
-            batch = users[start:start + batch_size]
-            recs = tracker.recommend(batch, at=[at] * len(batch), k=k, exclude_seen=exclude_seen)
-            width = recs.items.shape[1]
-            if width < k:  # the tracker shrinks k to what every user of the batch has left unseen
-                log.warning("users %d-%d get %d items, not %d: --exclude-seen leaves no more for some of "
-                            "them", start + 1, start + len(batch), width, k)
-            yield pd.DataFrame({
-                "user_id": np.repeat(np.asarray(batch, dtype=object), width).astype(str),
-                "rank": np.tile(np.arange(1, width + 1), len(batch)),
-                "item_id": recs.items.reshape(-1).astype(str),
-                "score": recs.scores.numpy().reshape(-1).astype(np.float32)})
+            answers = tracker.recommend(users[start:start + batch_size], at=at, k=k, exclude_seen=exclude_seen)
+            short = [a["user"] for a in answers if len(a["items"]) < k]
+            if short:  # --exclude-seen can leave fewer unseen items than k
+                log.warning("%d user(s) get fewer than %d items (e.g. %s): --exclude-seen leaves no more",
+                            len(short), k, short[0])
+            rows = [(a["user"], rank, str(entry["item"]), entry["score"])
+                    for a in answers for rank, entry in enumerate(a["items"], start=1)]
+            yield pd.DataFrame(rows, columns=["user_id", "rank", "item_id", "score"]).astype(
+                {"user_id": str, "rank": np.int64, "item_id": str, "score": np.float32})
 
     if path.suffix.lower() == ".csv":
         def write(handle):

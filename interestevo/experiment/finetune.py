@@ -31,6 +31,7 @@ from ..train import train_model
 from .config import ExperimentConfig
 from .dataset import item_labels, load_dataset
 from .layout import RunDirectory
+from .pipeline import write_user_states
 
 log = logging.getLogger("interestevo.experiment")
 
@@ -54,17 +55,13 @@ class FinetuneResult:
 
 def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: str | None = None,
                  epochs: int = 1, lr: float | None = None) -> FinetuneResult:
-    from ..serving.engine import best_model_name
-    from ..serving.tracker import InterestTracker
 
-    old, out = RunDirectory(run_dir), Path(out)
-    if not old.config.is_file():
-        raise ValueError(f"{old.root} is not a run directory (no config.json)")
+    old, out = RunDirectory.open(run_dir), Path(out)
     _check_out_is_free(out)
-    config = ExperimentConfig.load(old.config)
-    name = model or best_model_name(old.root)
+    config = old.settings
+    name = model or old.best_model()
     uses_text = split_model_name(name)[1]
-    best = old.checkpoints(name) / "best.pt"
+    best = old.best_checkpoint(name)
     if not best.is_file():
         raise ValueError(f"--model {name!r}: {old.root} has no checkpoint {best}")
     saved = load_checkpoint(best)
@@ -103,10 +100,7 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         _write_run(new, out, config, frame.drop(columns="new_event"), items_table, name, train_config)
         result = train_model(grown, inter, train, valid, train_config, name=name,
                              checkpoint_dir=new.checkpoints(name), extra=extra)
-        tracker = InterestTracker(grown.cpu().eval(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
-                                  model_config=model_config)
-        tracker.observe_history(inter, batch_size=train_config.eval_batch_size, window=train_config.window)
-        tracker.save(new.tracker(name))
+        write_user_states(new, inter, name)
         new.write_json(new.root / "finetune.json", {
             "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)),
             "new_items": int(new_items), "epochs": epochs, "history": [asdict(r) for r in result.history],

@@ -1,6 +1,7 @@
 """Where things live in a run directory."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -8,7 +9,10 @@ from pathlib import Path
 
 from filelock import BaseFileLock, FileLock, Timeout
 
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, load_checkpoint
+from ..models import ModelConfig, model_from_state
+from .config import ExperimentConfig
+from .dataset import item_labels, load_dataset
 
 LOCK = ".lock"  # held (flock) by the run that writes the directory, for as long as it runs
 DATA_REPORT = "data_report.json"
@@ -22,8 +26,9 @@ class RunDirectory:
     """``config.json``; ``data_report.json`` (what cleaning dropped, and why); ``metrics.json`` (test
     metrics per model); ``metrics_by_history.json`` and ``metrics_by_item_frequency.json`` (cold-start
     views); ``text_features.json`` (with text models); ``history.json`` (per-epoch records);
-    ``checkpoints/<model>/{best,last}.pt``; ``trackers/<model>.pt`` (serving state after every
-    event); ``plots/*.png``; ``.lock`` (held while a run writes here)."""
+    ``checkpoints/<model>/{best,last}.pt``; ``serving.db`` (every user's events and state after
+    them, for the best model: what ``recommend``, ``serve``, ``forget`` and ``finetune`` read and
+    write); ``plots/*.png``; ``.lock`` (held while a run writes here)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -107,11 +112,70 @@ class RunDirectory:
     data_report = property(lambda self: self.root / DATA_REPORT)
     plots = property(lambda self: self.root / "plots")
 
+    store_path = property(lambda self: self.root / "serving.db")  # every user's state (SQLite)
+
     def checkpoints(self, model: str) -> Path:
         return self.root / "checkpoints" / model
 
-    def tracker(self, model: str) -> Path:
-        return self.root / "trackers" / f"{model}.pt"
+    def best_checkpoint(self, model: str) -> Path:
+        return self.checkpoints(model) / "best.pt"
+
+    # ------------------------------------------------------------------ a finished run
+    @classmethod
+    def open(cls, root: str | Path) -> "RunDirectory":
+        """A run that has started (it has its config.json); anything else is refused in one line."""
+        run = cls(root)
+        if not run.config.is_file():
+            raise RunDirectoryError(f"{run.root} is not a run directory (no config.json)")
+        return run
+
+    @functools.cached_property
+    def settings(self):
+        """The run's :class:`ExperimentConfig` (its config.json)."""
+        return ExperimentConfig.load(self.config)
+
+    def trained_models(self) -> list[str]:
+        """The run's models that have a best checkpoint, in the run's order."""
+        return [m for m in self.settings.models if self.best_checkpoint(m).is_file()]
+
+    def best_model(self) -> str:
+        """The neural model with the best validation NDCG@10 of its training (history.json), the
+        rule of ``serve``, ``recommend`` and ``finetune`` alike; the test split only reports."""
+        trained = [m for m in self.trained_models() if m != "pop"]
+        if not trained:
+            raise RunDirectoryError(f"{self.root} has no trained neural model (checkpoints/<model>/best.pt); "
+                                    f"the run did not finish: continue it with `train --resume --out {self.root}`")
+        history = json.loads(self.history.read_text()) if self.history.is_file() else {}
+        best = {m: max((r["valid"].get("ndcg@10", -1.0) for r in history.get(m, ()) if r.get("valid")), default=None)
+                for m in trained}
+        scored = [m for m in trained if isinstance(best[m], (int, float))]
+        if scored:
+            return max(scored, key=lambda m: best[m])
+        return "timelstm" if "timelstm" in trained else trained[0]
+
+    def load_model(self, name: str):
+        """``(model, checkpoint)``: the best weights of ``name``, built with the settings they were
+        trained with (the checkpoint's; the run's config.json for checkpoints without them)."""
+        path = self.best_checkpoint(name)
+        if not path.is_file():
+            trained = ", ".join(self.trained_models()) or "none"
+            raise RunDirectoryError(f"model {name!r} is not a model of the run {self.root} (no {path}); "
+                                    f"it has {trained}")
+        saved = load_checkpoint(path)
+        config = ModelConfig.from_saved(saved["model_config"]) if "model_config" in saved else self.settings.model
+        try:
+            return model_from_state(name, saved["num_items"], config, saved["model_state"]).eval(), saved
+        except (KeyError, RuntimeError) as err:  # a missing entry; a size mismatch from load_state_dict
+            raise ValueError(f"{path} does not fit the settings it names (model settings such as hidden_size "
+                             f"differ from those it was trained with, or it lacks {err})") from None
+
+    def dataset(self):
+        """The run's data, read, cleaned and split as training read it."""
+        return load_dataset(self.settings.data, with_text=self.settings.uses_text)
+
+    def item_labels(self) -> dict[str, tuple[str | None, list]]:
+        """Title and categories per item id (as text) from the run's item file; empty without one."""
+        return item_labels(self.settings.data)
 
     def write_json(self, path: Path, value) -> None:
         atomic_write_text(json.dumps(_finite(value), indent=2) + "\n", path)

@@ -14,8 +14,10 @@ import torch
 from .. import plots
 from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids, save_checkpoint
 from ..data import DataFormatError
-from ..models import SequenceRecommender, build_model, model_from_state, split_model_name
-from ..serving import InterestTracker
+from ..models import SequenceRecommender, build_model, split_model_name
+from ..serving.served import ServedModel
+from ..serving.store import open_store
+from ..serving.tracker import InterestTracker
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
                      train_model)
 from ..train.loop import check_resumable_layout
@@ -89,6 +91,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         result = ExperimentResult(run, outcomes)
         if ctx.is_main:
             _write_results(result, config, dataset)
+            if any(m != "pop" for m in run.trained_models()):
+                write_user_states(run, dataset.inter)
         ctx.barrier()
         failed = False
         return result
@@ -141,7 +145,7 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
         model.fit(torch.from_numpy(inter.item[dataset.train_targets]))
         if ctx.is_main:
             save_checkpoint({"model_state": model.state_dict(), "epoch": 0, **extra},
-                        run.checkpoints(name) / "best.pt")
+                        run.best_checkpoint(name))
     else:
         result = train_model(model, inter, dataset.train_targets, dataset.valid_targets, config.train,
                              name=name, checkpoint_dir=run.checkpoints(name), resume=resume, extra=extra,
@@ -153,13 +157,20 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
                            result.history, result.best_epoch)
     log.info("%s test: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in outcome.test.items()
                                              if k in ("hit@10", "ndcg@10", "mrr@10", "forecast_mse")))
-    if ctx.is_main:
-        tracker = InterestTracker(model.cpu(), inter.item_ids, dt_unit=inter.dt_unit, model_name=name,
-                                  model_config=config.model)
-        tracker.observe_history(inter, batch_size=config.train.eval_batch_size, window=config.train.window)
-        tracker.save(run.tracker(name))
-    model.to(ctx.device)
     return outcome
+
+
+def write_user_states(run: RunDirectory, inter, model: str | None = None) -> None:
+    """Every user's events, and the state after them under ``model`` (default: the best by
+    validation), into the run's serving.db: what ``recommend``, ``serve``, ``forget`` and
+    ``finetune`` read and write."""
+    store = open_store(None, default_path=run.store_path)
+    try:
+        tracker = InterestTracker(ServedModel.from_run(run, model, inter=inter), store)
+        users, events = tracker.import_log(inter)
+        log.info("%s: %d users' states (%d events) under %s", run.store_path, users, events, tracker.model_name)
+    finally:
+        store.close()
 
 
 def _categories(inter) -> torch.Tensor | None:
@@ -230,63 +241,28 @@ def _plot_interest(run: RunDirectory, config: ExperimentConfig, dataset: Dataset
 
 def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender:
     """The best weights of ``name`` from a run directory."""
-    run = run if isinstance(run, RunDirectory) else RunDirectory(run)
-    config = ExperimentConfig.load(run.config)
-    path = run.checkpoints(name) / "best.pt"
-    return _model_from(load_checkpoint(path), name, config, path)
-
-
-def _model_from(saved: dict, name: str, config: ExperimentConfig, path: Path | None = None) -> SequenceRecommender:
-    try:
-        return model_from_state(name, saved["num_items"], config.model, saved["model_state"]).eval()
-    except (KeyError, RuntimeError) as err:  # a missing entry; a size mismatch from load_state_dict
-        where = path or f"the {name} checkpoint"
-        raise ValueError(f"{where} does not fit the run's config.json (model settings such as hidden_size "
-                         f"differ from those it was trained with, or it lacks {err}); was config.json "
-                         f"edited?") from None
+    run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
+    return run.load_model(name)[0]
 
 
 def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
     """Re-evaluate the best checkpoints of a finished run on its test split."""
-    run = RunDirectory(run_dir)
-    if not run.config.is_file():
-        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
-    config = ExperimentConfig.load(run.config)
-    missing = [str(run.checkpoints(name) / "best.pt") for name in models or config.models
-               if not (run.checkpoints(name) / "best.pt").is_file()]
+    run = RunDirectory.open(run_dir)
+    config = run.settings
+    missing = [str(run.best_checkpoint(name)) for name in models or config.models
+               if not run.best_checkpoint(name).is_file()]
     if missing:
         raise FileNotFoundError(f"{run.root}: no best checkpoint for {len(missing)} model(s) of the run "
                                 f"({', '.join(missing)}); the run did not finish (continue it with "
                                 f"`train --resume --out {run.root}`) or files were removed")
-    dataset = load_dataset(config.data, with_text=config.uses_text)
+    dataset = run.dataset()
     outcomes = {}
     item_ids = plain_ids(dataset.inter.item_ids)
     for name in models or config.models:
-        best = run.checkpoints(name) / "best.pt"
-        saved = load_checkpoint(best)
-        _check_same_items(saved, item_ids, best)
-        test = evaluate(_model_from(saved, name, config, best), dataset.inter, dataset.test_targets,
-                        batch_size=config.train.eval_batch_size, window=config.train.window,
-                        true_interest=dataset.true_interest)
+        model, saved = run.load_model(name)
+        _check_same_items(saved, item_ids, run.best_checkpoint(name))
+        test = evaluate(model, dataset.inter, dataset.test_targets, batch_size=config.train.eval_batch_size,
+                        window=config.train.window, true_interest=dataset.true_interest)
         outcomes[name] = ModelOutcome(name, test.summary(), test.by_history(),
                                       test.by_item_frequency(dataset.train_item_counts))
     return outcomes
-
-
-def load_tracker(run_dir: str | Path, model: str | None = None) -> InterestTracker:
-    """The serving state a run saved for ``model`` (default: timelstm, else the first trained)."""
-    run = RunDirectory(run_dir)
-    if not run.config.is_file():
-        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
-    config = ExperimentConfig.load(run.config)
-    if model is not None and model not in config.models:
-        raise ValueError(f"--model {model!r} is not a model of the run {run.root}; it has "
-                         f"{', '.join(config.models)}")
-    name = model or ("timelstm" if "timelstm" in config.models else config.models[0])
-    path = run.tracker(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{run.root} has no serving state for model {name!r} ({path} is missing)")
-    try:
-        return InterestTracker.load(path)
-    except (KeyError, RuntimeError, TypeError) as err:  # an entry missing or of the wrong shape
-        raise ValueError(f"{path} is not serving state this program wrote (it lacks or mangles {err})") from None

@@ -88,18 +88,19 @@ def run_serve(args) -> int:
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
                          f"pip install \"interestevo[serve]\"") from None
-    from .store import open_store
-
     if not 0 <= args.batch_window_ms <= 1000:
         raise ValueError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")
     if args.api_key_file:
         read_api_keys(args.api_key_file)  # a bad file fails here, before any model loads
     elif args.public_reads:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
-    run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise ValueError(f"{run} is not a run directory (no config.json)")
-    open_store(args.store, default_path=run / "serving.db").close()  # a wrong URL fails before the model loads
+    from ..experiment.layout import RunDirectory
+    from .store import open_store
+    from .tracker import open_run_store
+
+    run = RunDirectory.open(args.run)
+    # a wrong URL or a missing store fails before the model loads (--import-log makes one)
+    (open_store(args.store, run.store_path) if args.import_log else open_run_store(run, args.store)).close()
     settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
@@ -113,10 +114,8 @@ def run_serve(args) -> int:
         uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listening])
         return 0
     listening.close()  # uvicorn's supervisor binds the port again, for its processes to share
-    from .engine import best_model_name
-
-    if settings["model"] is None:  # every process serves the same model, even if metrics.json changes
-        settings["model"] = best_model_name(run)
+    if settings["model"] is None:  # every process serves the same model
+        settings["model"] = run.best_model()
     log.info("starting %d service processes on http://%s:%d", args.workers, args.host, port)
     os.environ[WORKER_SETTINGS_ENV] = json.dumps(settings)
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # else the deployment's
@@ -153,18 +152,17 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _import_log(settings: dict) -> None:
-    from ..experiment import ExperimentConfig, load_dataset
-    from .engine import ServingEngine, load_served_model
+    from ..experiment.layout import RunDirectory
     from .store import open_store
+    from .tracker import InterestTracker
 
-    run = Path(settings["run"])
-    served = load_served_model(run, settings["model"])
-    store = open_store(settings["store"], default_path=run / "serving.db")
+    run = RunDirectory.open(settings["run"])
+    inter = run.dataset().inter
+    tracker = InterestTracker.open(run, settings["model"], open_store(settings["store"], run.store_path))
     try:
-        inter = load_dataset(ExperimentConfig.load(run / "config.json").data).inter
-        users, events = ServingEngine(served, store).import_log(inter)
+        users, events = tracker.import_log(inter)
     finally:
-        store.close()
+        tracker.store.close()
     log.info("imported %d users with %d events from %s's log (%d users of the log were in the store already)",
              users, events, run, inter.num_users - users)
 
@@ -174,22 +172,22 @@ def build_app(settings: dict):
     import torch
 
     from .app import Service, ServiceSettings, create_app, read_api_keys
-    from .engine import ServingEngine, load_served_model
-    from .store import open_store
+    from ..experiment.layout import RunDirectory
+    from .tracker import InterestTracker
 
     torch.set_num_threads(settings["torch_threads"])
-    run = Path(settings["run"])
+    run = RunDirectory.open(settings["run"])
     keys = read_api_keys(settings["api_key_file"]) if settings["api_key_file"] else ()
-    store = open_store(settings["store"], default_path=run / "serving.db")
-    served = load_served_model(run, settings["model"])
+    tracker = InterestTracker.open(run, settings["model"], settings["store"])
+    served, store = tracker.served, tracker.store
     service_settings = ServiceSettings(api_keys=keys, api_key_file=settings["api_key_file"],
                                        public_reads=settings["public_reads"],
                                        max_body_bytes=settings["max_body_bytes"],
                                        batch_window_s=settings["batch_window_ms"] / 1000,
                                        processes=settings["workers"])
-    log.info("serving %s of %s (weights %s) with store %s", served.name, run, served.fingerprint,
+    log.info("serving %s of %s (weights %s) with store %s", served.name, run.root, served.fingerprint,
              store.url.split("@")[-1])
-    return create_app(Service(ServingEngine(served, store), service_settings))
+    return create_app(Service(tracker, service_settings))
 
 
 def worker_app():
@@ -215,32 +213,21 @@ def _started(app):
 
 
 def run_forget(args) -> int:
-    """Erase the user from every tracker of the run and from the serving store."""
-    from ..experiment import RunDirectory
-    from .store import open_store
-    from .tracker import InterestTracker
+    """Erase the user's events and state from the run's store (or ``--store``)."""
+    from ..experiment.layout import RunDirectory
+    from .tracker import open_run_store
 
-    run = RunDirectory(args.run)
-    if not run.config.is_file():
-        raise ValueError(f"{run.root} is not a run directory (no config.json)")
-    erased = []
-    for path in sorted((run.root / "trackers").glob("*.pt")):
-        tracker = InterestTracker.load(path)
-        if tracker.forget(args.user):
-            tracker.save(path)  # atomically: the old file until the new one is complete
-            erased.append(str(path))
-    db = run.root / "serving.db"
-    if args.store or db.is_file():
-        store = open_store(args.store, default_path=db)
-        try:
-            if store.delete(args.user):
-                erased.append(store.url.split("@")[-1])
-        finally:
-            store.close()
+    run = RunDirectory.open(args.run)
+    store = open_run_store(run, args.store)
+    try:
+        erased = store.delete(args.user)
+    finally:
+        store.close()
+    where = store.url.split("@")[-1]
     if erased:
-        print(f"forgot user {args.user} in: {', '.join(erased)}")
+        print(f"forgot user {args.user} in {where}")
     else:
-        print(f"user {args.user} was in none of the run's trackers or stores; nothing to forget")
+        print(f"user {args.user} was not in {where}; nothing to forget")
     print("the models have no per-user parameters; the input files you trained on are yours to edit")
     return 0
 

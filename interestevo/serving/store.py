@@ -1,4 +1,5 @@
-"""Durable per-user serving state behind one small interface, with two backends.
+"""Per-user serving state behind one small interface, with three backends: in memory (the
+Python API's default), SQLite (a run's ``serving.db``, durable) and Redis (shared by processes).
 
 Per user the store keeps the recurrent state (bytes, with the fingerprint of the weights that
 computed it), the last event time, and every applied event (item id, time, optional client id),
@@ -121,8 +122,8 @@ def last_times(events) -> dict[str, int]:
 
 
 def open_store(url: str, default_path: Path | None = None) -> UserStore:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's URL forms) or
-    ``redis://HOST:PORT/DB``; ``None``: SQLite at ``default_path``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's URL forms),
+    ``redis://HOST:PORT/DB`` or ``memory://``; ``None``: SQLite at ``default_path``."""
     if url is None:
         if default_path is None:
             raise ValueError("--store: no store URL and no default path")
@@ -138,8 +139,69 @@ def open_store(url: str, default_path: Path | None = None) -> UserStore:
         return SQLiteStore(Path(path))
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url)
-    raise ValueError(f"--store {url!r}: expected sqlite:///relative.db, sqlite:////absolute/path.db "
-                     f"or redis://HOST:PORT/DB")
+    if url == MemoryStore.url:
+        return MemoryStore()
+    raise ValueError(f"--store {url!r}: expected sqlite:///relative.db, sqlite:////absolute/path.db, "
+                     f"redis://HOST:PORT/DB or memory://")
+
+
+# --------------------------------------------------------------------------------- memory
+class MemoryStore(UserStore):
+    """Everything in this process's memory: for the Python API, tests and one-off scoring. The
+    same contract as the durable stores (atomic transactions, idempotent event ids), minus
+    durability; a lock serialises writers (the service's reads may run beside its writes)."""
+
+    url = "memory://"
+
+    def __init__(self):
+        self._records: dict[str, UserRecord] = {}
+        self._events: dict[str, list[StoredEvent]] = {}
+        self._lock = threading.RLock()
+
+    def transact(self, users, event_ids, compute):
+        with self._lock:
+            records = {u: self._records[u] for u in users if u in self._records}
+            known = {user: {e.id for e in self._events.get(user, ()) if e.id is not None} & set(ids)
+                     for user, ids in event_ids.items()}
+            changes, result = compute(Snapshot(records, known, lambda user: list(self._events.get(user, ()))))
+            for user, record in changes.records.items():
+                self._records[user] = record
+            for user, events in changes.events.items():
+                self._events.setdefault(user, []).extend(events)
+        return result
+
+    def records(self, users):
+        with self._lock:
+            return {u: self._records[u] for u in users if u in self._records}
+
+    def events(self, user, last=None):
+        with self._lock:
+            events = self._events.get(user, [])
+            return list(events if last is None else events[len(events) - min(last, len(events)):])
+
+    def seen_items(self, users):
+        with self._lock:
+            return {user: last_times(self._events.get(user, ())) for user in users}
+
+    def delete(self, user):
+        with self._lock:
+            found = self._records.pop(user, None) is not None
+            return (self._events.pop(user, None) is not None) or found
+
+    def user_ids(self):
+        with self._lock:
+            return iter(sorted(self._records))
+
+    def count_users(self):
+        return len(self._records)
+
+    def size_bytes(self):
+        with self._lock:
+            return sum(len(r.state) for r in self._records.values()) + \
+                sum(len(e.item) + 16 for events in self._events.values() for e in events)
+
+    def ping(self):
+        pass
 
 
 # --------------------------------------------------------------------------------- SQLite
