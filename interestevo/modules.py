@@ -16,7 +16,6 @@ the time elapsed between events.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from typing import Optional
 
@@ -26,7 +25,6 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import ops, reference, validation
-from .reference import DECAY_MODES
 
 # Decay rates softplus(rho) are spread log-uniformly over this range (per unit of dt): memories of
 # many timescales, from ~1000 units of dt down to ~1.
@@ -35,57 +33,6 @@ DECAY_RATE_RANGE = (1e-3, 1.0)
 # One layer's parameters in nn.LSTM's order, then the time-aware ones (absent ones are skipped).
 LAYER_PARAMETER_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr",
                          "weight_decomp", "bias_decomp", "decay_rate")
-
-
-class ArgumentMismatchError(ValueError, RuntimeError):
-    """An input or state that does not fit the module (size, batch, device, dtype of hx).
-
-    nn.LSTM raises RuntimeError here and interestevo used to raise ValueError: this error is both,
-    so code written to catch either keeps working.
-    """
-
-
-def _check_integer(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
-    if value < minimum:
-        bound = "a positive integer (greater than zero)" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-
-
-def _check_flag(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-
-
-def _check_options(input_size: int, hidden_size: int, decay: str) -> None:
-    _check_integer("input_size", input_size, 1)
-    _check_integer("hidden_size", hidden_size, 1)
-    if decay not in DECAY_MODES:
-        raise ValueError(f"decay must be one of {DECAY_MODES}, got {decay!r}")
-
-
-def _check_sequence_options(num_layers, bias, batch_first, dropout, bidirectional, proj_size,
-                            hidden_size) -> bool:
-    """nn.LSTM's checks with its error types; returns bidirectional as a bool."""
-    _check_flag("bias", bias)
-    _check_flag("batch_first", batch_first)
-    _check_integer("num_layers", num_layers, 1)
-    if isinstance(bidirectional, int) and bidirectional in (0, 1):  # nn.LSTM accepts 0/1 too
-        bidirectional = bool(bidirectional)
-    _check_flag("bidirectional", bidirectional)
-    if not isinstance(proj_size, int) or isinstance(proj_size, bool):
-        raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
-    if proj_size < 0:
-        raise ValueError(
-            f"proj_size should be a positive integer or zero to disable projections, got {proj_size}")
-    if proj_size >= hidden_size:
-        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} "
-                         f"and hidden_size={hidden_size}")
-    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
-        raise ValueError(f"dropout should be a number in [0, 1] (the probability of zeroing an "
-                         f"element between layers), got {dropout!r}")
-    return bidirectional
 
 
 def _layer_parameters(input_size: int, hidden_size: int, bias: bool, decay: str,
@@ -150,6 +97,21 @@ def _gaps_to_next_event(dt: Tensor, lengths: Optional[Tensor]) -> Tensor:
     return torch.where(t + 1 < lengths, following, torch.zeros_like(following))
 
 
+def _run_as_under_autocast(run, amp: Optional[torch.dtype], fused: bool, dtype: torch.dtype,
+                           x: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """run(x, h0, c0) -> (output, h_n, c_n), under autocast as nn.LSTM runs there. amp is the
+    autocast dtype (None: autocast does not apply), fused whether run is the fused op alone, dtype
+    the parameters'. Where the op has an autocast kernel (CUDA) it casts for itself and runs in the
+    autocast dtype. Elsewhere (the CPU kernels take float32/float64 only; the plain-PyTorch paths
+    would mix dtypes step by step) the layers compute in the parameters' dtype with autocast off
+    and the results come back in the autocast dtype, as nn.LSTM's do."""
+    if amp is None or (fused and ops.casts_under_autocast(x.device.type)):
+        return run(x, h0, c0)
+    with torch.autocast(x.device.type, enabled=False):
+        results = run(x.to(dtype), h0.to(dtype), c0.to(dtype))
+    return tuple(r.to(amp) for r in results)
+
+
 def _projected_layer(x: Tensor, dt: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor,
                      weights: dict, decay: str, decomposition: bool):
     """One layer with nn.LSTM's projection h_t = W_hr (o_t * tanh(c_t)), step by step on the
@@ -186,6 +148,9 @@ class TimeLSTM(nn.Module):
     decay: "exp" (learned rate per unit), "log" (1/log(e + dt)) or "none" (an LSTM).
     decomposition: discount only the short-term part of the memory (T-LSTM) instead of all of it.
     The reverse direction of a bidirectional TimeLSTM sees at each event the gap to the next one.
+    Under torch.autocast it takes a preceding layer's half activations and returns the autocast
+    dtype, as nn.LSTM does; where no half kernels run (the CPU, proj_size > 0) it computes in
+    float32 and casts the results.
     """
 
     mode = "LSTM"  # what nn.RNNBase utilities read
@@ -195,10 +160,10 @@ class TimeLSTM(nn.Module):
                  proj_size: int = 0, device=None, dtype=None, *, decay: str = "exp",
                  decomposition: bool = True):
         super().__init__()
-        _check_options(input_size, hidden_size, decay)
-        bidirectional = _check_sequence_options(num_layers, bias, batch_first, dropout,
-                                                bidirectional, proj_size, hidden_size)
-        _check_flag("decomposition", decomposition)
+        validation.check_options(input_size, hidden_size, decay)
+        bidirectional = validation.check_sequence_options(num_layers, bias, batch_first, dropout,
+                                                          bidirectional, proj_size, hidden_size)
+        validation.check_flag("decomposition", decomposition)
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout only acts between layers, so it does nothing with num_layers=1",
                           UserWarning, stacklevel=2)
@@ -271,24 +236,12 @@ class TimeLSTM(nn.Module):
         return (layers, batch, self.proj_size or self.hidden_size), (layers, batch, self.hidden_size)
 
     def check_input(self, input: Tensor, batch_sizes: Optional[Tensor]) -> None:
-        """nn.LSTM's input checks: dimensions, size and device (ArgumentMismatchError), dtype."""
-        expected_dim = 2 if batch_sizes is not None else 3
-        if input.dim() != expected_dim:
-            raise ArgumentMismatchError(f"input must have {expected_dim} dimensions, got {input.dim()}")
-        if input.size(-1) != self.input_size:
-            raise ArgumentMismatchError(f"input.size(-1) must be equal to input_size. Expected "
-                                        f"{self.input_size}, got {input.size(-1)}")
-        weight = self.weight_ih_l0
-        if input.device != weight.device:
-            raise ArgumentMismatchError(
-                f"input is on {input.device} but the parameters are on {weight.device}; move one of "
-                f"them (module.to(device) or input.to(device))")
-        validation.check_input(input, self.input_size, weight)  # the dtype, with autocast's rules
+        """nn.LSTM's input checks (dtype, dimensions, size), its exception types, and the device."""
+        validation.check_input(input, self.input_size, self.weight_ih_l0, batch_sizes)
 
     def check_hidden_size(self, hx: Tensor, expected_hidden_size: tuple,
                           msg: str = "Expected hidden size {}, got {}") -> None:
-        if tuple(hx.shape) != tuple(expected_hidden_size):
-            raise ArgumentMismatchError(msg.format(tuple(expected_hidden_size), list(hx.shape)))
+        validation.check_hidden_size(hx, expected_hidden_size, msg)
 
     def check_forward_args(self, input: Tensor, hidden: tuple, batch_sizes: Optional[Tensor]) -> None:
         self.check_input(input, batch_sizes)
@@ -332,63 +285,33 @@ class TimeLSTM(nn.Module):
 
     def forward(self, input, hx=None, *, dt=None, lengths=None):
         if isinstance(input, PackedSequence):
-            if lengths is not None:
-                raise ValueError("lengths must be None for a PackedSequence, which carries its own")
-            return self._forward_packed(input, hx, dt)
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
-        if input.dim() not in (2, 3):
-            raise ValueError(f"TimeLSTM: expected input to be 2D (unbatched) or 3D, got {input.dim()}D")
-        batched = input.dim() == 3
+            return self._forward_packed(input, hx, dt, lengths)
+        batched = validation.input_is_batched(input, "TimeLSTM", 3)
         self.check_input(input if batched else input.unsqueeze(1), None)
         dt = validation.prepare_dt(dt, input, input.shape[:-1])  # checked in the caller's layout
         if not batched:
-            if lengths is not None:
-                raise ValueError("lengths is only for batched input; unbatched input is one sequence")
             input, dt = input.unsqueeze(1), dt.unsqueeze(1)
         elif self.batch_first:
             input, dt = input.transpose(0, 1), dt.transpose(0, 1)
         steps, batch = input.shape[0], input.shape[1]
-        lengths = validation.prepare_lengths(lengths, batch, steps, input.device)
-        h0, c0 = self._prepare_state(hx, input, batched)
-        output, state = self._run(input, dt, lengths, h0, c0)
+        lengths = validation.prepare_lengths(lengths, batch, steps, input.device, batched)
+        output, h_n, c_n = self._run_checked(input, hx, dt, lengths, batched)
         if batched and self.batch_first:
             output = output.transpose(0, 1)
         if not batched:
-            output, state = output.squeeze(1), (state[0].squeeze(1), state[1].squeeze(1))
-        return output, state
+            output, h_n, c_n = output.squeeze(1), h_n.squeeze(1), c_n.squeeze(1)
+        return output, (h_n, c_n)
 
-    def _prepare_state(self, hx, input: Tensor, batched: bool = True) -> tuple[Tensor, Tensor]:
-        """(h_0, c_0) checked like nn.LSTM's, for time-major input (T, B, I)."""
-        h_size, c_size = self._state_shapes(input.shape[1])
-        if hx is None:
-            return input.new_zeros(h_size), input.new_zeros(c_size)
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError("hx must be a tuple (h_0, c_0) of two tensors")
-        for index, state in enumerate(hx):
-            if not isinstance(state, Tensor):
-                raise TypeError(f"hx[{index}] must be a Tensor, got {type(state).__name__}")
-        expected_dim = 3 if batched else 2
-        if hx[0].dim() != expected_dim or hx[1].dim() != expected_dim:
-            layout = "batched 3-D" if batched else "unbatched 2-D"
-            raise ArgumentMismatchError(
-                f"For {layout} input, hx and cx should also be {expected_dim}-D but got "
-                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
-        if not batched:
-            hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
-        self.check_hidden_size(hx[0], h_size, "Expected hidden[0] size {}, got {}")
-        self.check_hidden_size(hx[1], c_size, "Expected hidden[1] size {}, got {}")
-        for index, state in enumerate(hx):
-            if state.device != input.device:
-                raise ArgumentMismatchError(
-                    f"hx[{index}] is on {state.device} but the input is on {input.device}")
-            if state.dtype != input.dtype:
-                raise ArgumentMismatchError(
-                    f"hx[{index}] dtype {state.dtype} does not match the input's {input.dtype}")
-        return hx[0], hx[1]
+    def _run_checked(self, x: Tensor, hx, dt: Tensor, lengths: Optional[Tensor], batched: bool):
+        """hx checked, then all layers over time-major x, under autocast as nn.LSTM runs."""
+        weight = self.weight_ih_l0
+        amp = validation.autocast_dtype(x, weight)
+        h0, c0 = validation.prepare_state(hx, x, *self._state_shapes(x.shape[1]), batched, amp)
+        return _run_as_under_autocast(lambda x, h0, c0: self._run(x, dt, lengths, h0, c0), amp,
+                                      not self.proj_size, weight.dtype, x, h0, c0)
 
     def _run(self, x: Tensor, dt: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor):
-        """All layers and directions over (T, B, I); returns output (T, B, D * H_out), (h_n, c_n)."""
+        """All layers and directions over (T, B, I); returns output (T, B, D * H_out), h_n, c_n."""
         if self.bidirectional:
             order = _reversal_index(lengths, x.shape[0], x.device)
             dt_reversed = _reverse(_gaps_to_next_event(dt, lengths), order)
@@ -410,7 +333,7 @@ class TimeLSTM(nn.Module):
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        return x, (torch.stack(h_n), torch.stack(c_n))
+        return x, torch.stack(h_n), torch.stack(c_n)
 
     def _run_direction(self, layer: int, suffix: str, x: Tensor, dt: Tensor,
                        lengths: Optional[Tensor], h0: Tensor, c0: Tensor):
@@ -423,27 +346,25 @@ class TimeLSTM(nn.Module):
             weights["bias_hh"], weights["weight_decomp"], weights["bias_decomp"],
             weights["decay_rate"], self.decay, self.decomposition)
 
-    def _forward_packed(self, packed: PackedSequence, hx, dt):
+    def _forward_packed(self, packed: PackedSequence, hx, dt, lengths):
         """Runs on the padded batch (in the original order) with lengths, then packs again."""
+        validation.check_packed(packed, dt, lengths)
+        self.check_input(packed.data, packed.batch_sizes)
         input, lengths = pad_packed_sequence(packed)
-        self.check_input(input, None)
         steps, batch = input.shape[0], input.shape[1]
         if isinstance(dt, PackedSequence):
-            if not torch.equal(dt.batch_sizes, packed.batch_sizes):
-                raise ValueError("dt as a PackedSequence must have the input's batch_sizes")
             dt = pad_packed_sequence(dt)[0]
         elif isinstance(dt, Tensor) and self.batch_first:
             dt = dt.transpose(0, 1)
         dt = validation.prepare_dt(dt, input, (steps, batch))
         lengths = validation.prepare_lengths(lengths, batch, steps, input.device)
-        h0, c0 = self._prepare_state(hx, input)
-        output, state = self._run(input, dt, lengths, h0, c0)
+        output, h_n, c_n = self._run_checked(input, hx, dt, lengths, batched=True)
         order = packed.sorted_indices
         if order is not None:
             output, lengths = output.index_select(1, order), lengths.index_select(0, order)
         data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
         return PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                              packed.unsorted_indices), state
+                              packed.unsorted_indices), (h_n, c_n)
 
 
 class TimeLSTMCell(nn.Module):
@@ -455,7 +376,7 @@ class TimeLSTMCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, decay: str = "exp",
                  decomposition: bool = True, device=None, dtype=None):
         super().__init__()
-        _check_options(input_size, hidden_size, decay)
+        validation.check_options(input_size, hidden_size, decay)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.decay, self.decomposition = decay, decomposition
         factory = {"device": device, "dtype": dtype}
@@ -472,29 +393,23 @@ class TimeLSTMCell(nn.Module):
                 f"decomposition={self.decomposition}")
 
     def forward(self, input: Tensor, hx=None, *, dt=None) -> tuple[Tensor, Tensor]:
-        if not isinstance(input, Tensor) or input.dim() not in (1, 2):
-            raise ValueError("TimeLSTMCell: expected input to be a 1D (unbatched) or 2D tensor")
-        if input.size(-1) != self.input_size:  # RuntimeError in nn.LSTMCell, ValueError before
-            raise ArgumentMismatchError(f"input.size(-1) must be equal to input_size. Expected "
-                                        f"{self.input_size}, got {input.size(-1)}")
-        validation.check_input(input, self.input_size, self.weight_ih)
-        batched = input.dim() == 2
+        batched = validation.input_is_batched(input, "TimeLSTMCell", 2)
+        validation.check_cell_input(input, self.input_size, self.weight_ih)
         x = input if batched else input.unsqueeze(0)
         batch = x.shape[0]
         if isinstance(dt, Tensor) and dt.dim() == 0:
             dt = dt.reshape(1).expand(batch)
         dt = validation.prepare_dt(dt, x, (batch,))
-        if hx is not None and not batched and isinstance(hx, (tuple, list)):
-            hx = tuple(s.unsqueeze(0) if isinstance(s, Tensor) else s for s in hx)
-        if isinstance(hx, (tuple, list)):
-            for index, state in enumerate(hx):
-                if isinstance(state, Tensor) and tuple(state.shape) != (batch, self.hidden_size):
-                    raise ArgumentMismatchError(f"Expected hidden[{index}] size "
-                                                f"{(batch, self.hidden_size)}, got {list(state.shape)}")
-        h0, c0 = validation.prepare_state(hx, x, (batch, self.hidden_size))
-        _, h, c = ops.time_lstm_layer(
-            x.unsqueeze(0), dt.unsqueeze(0), None, h0, c0, self.weight_ih, self.weight_hh,
-            getattr(self, "bias_ih", None), getattr(self, "bias_hh", None),
-            getattr(self, "weight_decomp", None), getattr(self, "bias_decomp", None),
-            getattr(self, "decay_rate", None), self.decay, self.decomposition)
+        amp = validation.autocast_dtype(x, self.weight_ih)
+        state_size = (batch, self.hidden_size)
+        h0, c0 = validation.prepare_state(hx, x, state_size, state_size, batched, amp)
+
+        def step(x, h0, c0):
+            return ops.time_lstm_layer(
+                x.unsqueeze(0), dt.unsqueeze(0), None, h0, c0, self.weight_ih, self.weight_hh,
+                getattr(self, "bias_ih", None), getattr(self, "bias_hh", None),
+                getattr(self, "weight_decomp", None), getattr(self, "bias_decomp", None),
+                getattr(self, "decay_rate", None), self.decay, self.decomposition)
+
+        _, h, c = _run_as_under_autocast(step, amp, True, self.weight_ih.dtype, x, h0, c0)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))

@@ -231,6 +231,22 @@ if EXTENSION_LOADED:
                                         _backward_for(_namespace), setup_context=_setup_context)
 
 
+# Which op namespaces cast for themselves under autocast, per device (csrc/autocast.h): CUDA's
+# kernels take float16/bfloat16; the CPU kernels are float32/float64 only and have no autocast kernel.
+_AUTOCAST_KERNELS = {
+    (namespace, device): EXTENSION_LOADED and torch._C._dispatch_has_kernel_for_dispatch_key(
+        f"{namespace}::time_lstm_forward", key)
+    for namespace in (PUBLIC_NAMESPACE, EMULATED_CUDA_NAMESPACE)
+    for device, key in (("cpu", "AutocastCPU"), ("cuda", "AutocastCUDA"))
+}
+
+
+def casts_under_autocast(device_type: str) -> bool:
+    """Whether time_lstm_layer, under torch.autocast on this device, casts its arguments to the
+    autocast dtype and runs in it (the op's autocast kernel)."""
+    return not use_reference() and _AUTOCAST_KERNELS.get((_op_namespace, device_type), False)
+
+
 @contextmanager
 def _emulated_cuda_kernels():
     """Runs TimeLSTM on the CUDA kernels' code compiled for the CPU (tests only; not thread-safe)."""

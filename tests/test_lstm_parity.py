@@ -21,7 +21,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from interestevo import TimeLSTM, TimeLSTMCell
-from interestevo.modules import ArgumentMismatchError
 from interestevo.reference import time_lstm_cell_ref
 
 TOLERANCES = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-9, atol=1e-10)}
@@ -271,11 +270,11 @@ def test_wrong_input_and_hidden_sizes_raise_runtime_error_like_nn_lstm(proj_size
     time_lstm = TimeLSTM(3, 5, 2, proj_size=proj_size)
     for input_shape, h_shape, c_shape in bad_shapes(proj_size):
         arguments = (torch.randn(input_shape), (torch.randn(h_shape), torch.randn(c_shape)))
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError) as expected:
             lstm(*arguments)
         with pytest.raises(RuntimeError) as caught:
             time_lstm(*arguments)
-        assert isinstance(caught.value, ValueError)  # what interestevo raised before: both work
+        assert type(caught.value) is type(expected.value)
 
 
 @pytest.mark.parametrize("proj_size", [0, 10])
@@ -290,7 +289,7 @@ def test_forward_errors_name_what_was_expected(proj_size):
         with pytest.raises(RuntimeError, match=re.escape("input.size(-1) must be equal to input_size")):
             module(torch.randn(2, 3, 3))
     h, c = torch.zeros(1, 2, proj_size or 20), torch.zeros(1, 2, 19)
-    with pytest.raises(ArgumentMismatchError, match=re.escape(
+    with pytest.raises(RuntimeError, match=re.escape(
             "Expected hidden[1] size (1, 2, 20), got [1, 2, 19]")):
         time_lstm(torch.randn(2, 3, 10), (h, c))
 
@@ -310,7 +309,7 @@ def test_hidden_dimensions_device_and_dtype_errors_are_runtime_errors():
         module(inputs, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4, dtype=torch.float64)))
     with pytest.raises(ValueError, match="input dtype torch.float64 does not match"):  # as nn.LSTM
         module(inputs.double())
-    with pytest.raises(ArgumentMismatchError, match="input must have 3 dimensions, got 2"):
+    with pytest.raises(RuntimeError, match="input must have 3 dimensions, got 2"):
         module.check_forward_args(inputs[0], (torch.zeros(1, 2, 4),) * 2, None)
     module.check_forward_args(inputs, (torch.zeros(1, 2, 4),) * 2, None)  # fits: no error
 
@@ -592,10 +591,95 @@ def test_cell_size_errors_are_runtime_errors_like_nn_lstm_cell():
              (torch.randn(3, 10), (good, torch.randn(3, 1))),    # hidden size
              (torch.randn(3, 1), (good, good))]                  # input size
     for inputs, hx in cases:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError) as expected:
             lstm_cell(inputs, hx)
-        with pytest.raises(ArgumentMismatchError):
+        with pytest.raises(RuntimeError) as caught:
             cell(inputs, hx)
+        assert type(caught.value) is type(expected.value)
+
+
+# ---- under torch.autocast: what nn.LSTM does with a preceding layer's half activations ---------
+
+HALF_TOLERANCES = {torch.bfloat16: dict(rtol=3e-2, atol=5e-2), torch.float16: dict(rtol=3e-3, atol=5e-3)}
+
+
+def assert_close_to_float32(actual, expected, dtype, name):
+    """actual (in or from dtype) against the float32 run, relative to the expected tensor's scale."""
+    scale = max(1.0, expected.detach().abs().max().item())
+    torch.testing.assert_close(actual.detach().float() / scale, expected.detach().float() / scale,
+                               msg=lambda m: f"{name}: {m}", **HALF_TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
+def test_bfloat16_activations_under_cpu_autocast_run_as_through_nn_lstm(layout):
+    torch.manual_seed(15)
+    linear = nn.Linear(6, 4)
+    lstm, time_lstm = twins(torch.float32, seed=15, num_layers=2, batch_first=True, **layout)
+    inputs = torch.randn(3, 7, 6)
+    expected, (h_e, c_e) = time_lstm(linear(inputs))
+    (expected.square().sum() + c_e.sum()).backward()
+    float32_grads = {name: p.grad for name, p in time_lstm.named_parameters()}
+    time_lstm.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        activations = linear(inputs)
+        theirs, (h_t, c_t) = lstm(activations)
+        output, (h_n, c_n) = time_lstm(activations)
+    assert activations.dtype == torch.bfloat16
+    for name, ours, nn_lstm_s, wanted in (("output", output, theirs, expected), ("h_n", h_n, h_t, h_e),
+                                          ("c_n", c_n, c_t, c_e)):
+        assert ours.dtype == nn_lstm_s.dtype == torch.bfloat16
+        assert_close_to_float32(ours, wanted, torch.bfloat16, name)
+        assert_close_to_float32(nn_lstm_s, wanted, torch.bfloat16, f"nn.LSTM's {name}")
+    (output.float().square().sum() + c_n.float().sum()).backward()
+    assert linear.weight.grad is not None
+    for name, param in time_lstm.named_parameters():
+        if float32_grads[name] is None:  # decay="none" leaves the decomposition unused
+            assert param.grad is None
+            continue
+        assert param.grad.dtype == torch.float32
+        assert_close_to_float32(param.grad, float32_grads[name], torch.bfloat16, f"grad {name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("path", ["fused", "reference", "proj"])
+def test_cpu_autocast_computes_in_float32_and_returns_the_autocast_dtype(path, dtype, reference_mode):
+    # float32 states with half activations, Δt and every decay term: nn.LSTM's CPU autocast
+    # returns the autocast dtype; ours computes in float32 and rounds once at the end
+    reference_mode(path == "reference")
+    torch.manual_seed(16)
+    module = TimeLSTM(4, 6, num_layers=2, bidirectional=True, proj_size=3 if path == "proj" else 0)
+    inputs, dt, lengths = torch.randn(5, 3, 4), torch.rand(5, 3) * 10, torch.tensor([5, 2, 4])
+    hx = (torch.randn(4, 3, module.proj_size or 6), torch.randn(4, 3, 6))
+    half = inputs.to(dtype)
+    expected, (h_e, c_e) = module(half.float(), hx, dt=dt, lengths=lengths)
+    with torch.autocast("cpu", dtype=dtype):
+        output, (h_n, c_n) = module(half, hx, dt=dt, lengths=lengths)
+    for actual, wanted in ((output, expected), (h_n, h_e), (c_n, c_e)):
+        assert actual.dtype == dtype
+        torch.testing.assert_close(actual, wanted.to(dtype), rtol=0, atol=0)
+
+
+def test_cell_under_cpu_autocast_returns_the_autocast_dtype():
+    torch.manual_seed(17)
+    cell, linear = TimeLSTMCell(4, 6), nn.Linear(3, 4)
+    inputs, dt, hx = torch.randn(5, 3), torch.rand(5) * 10, (torch.randn(5, 6), torch.randn(5, 6))
+    expected = cell(linear(inputs), hx, dt=dt)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual = cell(linear(inputs), hx, dt=dt)
+    for name, ours, wanted in zip(("h", "c"), actual, expected):
+        assert ours.dtype == torch.bfloat16
+        assert_close_to_float32(ours, wanted, torch.bfloat16, name)
+
+
+def test_compile_fullgraph_under_cpu_autocast_matches_eager():
+    torch.manual_seed(18)
+    module = TimeLSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
+    inputs, dt, lengths = torch.randn(3, 5, 4), torch.rand(3, 5), torch.tensor([5, 2, 4])
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual, expected = compiled(inputs, dt=dt, lengths=lengths), module(inputs, dt=dt, lengths=lengths)
+    assert actual[0].dtype == torch.bfloat16
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
 
 
 # ---- transforms: compile, vmap, functorch grad ------------------------------------------------

@@ -156,6 +156,8 @@ def parse_time(value, what: str = "time") -> int:
 def read_time(value, what: str = "time") -> tuple[int, str]:
     """:func:`parse_time`, and how the value was read ("unix milliseconds", "an ISO date"), to
     echo a time as it was understood."""
+    if type(value) is int and MIN_SECONDS <= value < EPOCH_UNITS[1][1]:  # the common case, cheaply
+        return value, "unix seconds"
     if isinstance(value, str):
         number = _number(value)
         if number is None:

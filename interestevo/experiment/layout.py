@@ -11,6 +11,7 @@ from filelock import BaseFileLock, FileLock, Timeout
 
 from ..checkpoint import atomic_write_text, load_checkpoint
 from ..models import ModelConfig, model_from_state
+from ..train.loop import BEST, LAST
 from .config import ExperimentConfig
 from .dataset import item_labels, load_dataset
 
@@ -79,13 +80,14 @@ class RunDirectory:
         return lock
 
     def release(self, lock: BaseFileLock, failed: bool) -> None:
-        """Let go of the directory; one this run created and left holding nothing but the lock (it
-        failed before writing anything) is removed, so a refused run leaves no trace."""
+        """Let go of the directory and remove the lock file, so a finished run holds only its
+        results; one this run created and left empty (it failed before writing anything) is
+        removed too, so a refused run leaves no trace."""
+        # Unlinked while still held: a run that opens the path afterwards makes a new lock file.
+        (self.root / LOCK).unlink(missing_ok=True)
         lock.release()
-        if failed and getattr(self, "_created", False):
-            if [p.name for p in self.root.iterdir()] == [LOCK]:
-                (self.root / LOCK).unlink()
-                self.root.rmdir()
+        if failed and getattr(self, "_created", False) and not any(self.root.iterdir()):
+            self.root.rmdir()
 
     def _check_claimable(self, resume: bool, where: str) -> None:
         if resume:
@@ -118,7 +120,11 @@ class RunDirectory:
         return self.root / "checkpoints" / model
 
     def best_checkpoint(self, model: str) -> Path:
-        return self.checkpoints(model) / "best.pt"
+        return self.checkpoints(model) / BEST
+
+    def last_checkpoint(self, model: str) -> Path:
+        """Everything needed to resume training ``model``."""
+        return self.checkpoints(model) / LAST
 
     # ------------------------------------------------------------------ a finished run
     @classmethod

@@ -52,12 +52,15 @@ class ExperimentResult:
         return {name: outcome.test for name, outcome in self.outcomes.items()}
 
 
-def run_experiment(config: ExperimentConfig, resume: bool = False) -> ExperimentResult:
+def run_experiment(config: ExperimentConfig, resume: bool = False, threads: int | None = None) -> ExperimentResult:
     """Train and test every model in ``config.models``; under ``torchrun`` every process trains
-    its shard and only rank 0 writes. ``resume`` continues from the run directory's checkpoints."""
+    its shard and only rank 0 writes. ``resume`` continues from the run directory's checkpoints;
+    ``threads``: intra-op CPU threads of each process (default: torch's, one per core)."""
     config.check_values()
     if not resume:
         config.check_item_options()
+    if threads is not None:
+        torch.set_num_threads(threads)
     ctx = init_distributed(config.train.device)
     lock, failed = None, True
     try:
@@ -66,6 +69,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         config.out = str(run.root)
         if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
             lock = run.claim(resume, created=default is not None)
+            on_cpu = f", torch threads: {torch.get_num_threads()}" if ctx.device.type == "cpu" else ""
+            log.info("run directory: %s (training on %s%s)", run.root, ctx.device, on_cpu)
         if config.data.path is None:
             check_synthetic_memory(config.data.synthetic)
         dataset = load_dataset(config.data, with_text=config.uses_text)
@@ -79,7 +84,7 @@ def run_experiment(config: ExperimentConfig, resume: bool = False) -> Experiment
         text = _text_features(config, dataset, ctx) if config.uses_text else None
         if resume:  # every model, before any of them trains again
             for name in config.models:
-                _check_resumable(run.checkpoints(name), _checkpoint_extra(name, config, dataset.inter, text))
+                _check_resumable(run, name, _checkpoint_extra(name, config, dataset.inter, text))
         if ctx.is_main:
             atomic_write_text(config.to_json() + "\n", run.config)
             log.info("%r; %s", dataset.inter, dataset.split)
@@ -196,9 +201,9 @@ def _check_same_items(saved: dict, item_ids: list, path: Path) -> None:
                          f"item file changed); train a new run instead")
 
 
-def _check_resumable(checkpoints: Path, extra: dict) -> None:
+def _check_resumable(run: RunDirectory, name: str, extra: dict) -> None:
     """Resuming continues on the same items, texts and text encoder, or not at all."""
-    path = next((p for p in (checkpoints / "last.pt", checkpoints / "best.pt") if p.is_file()), None)
+    path = next((p for p in (run.last_checkpoint(name), run.best_checkpoint(name)) if p.is_file()), None)
     if path is None:
         return
     saved = load_checkpoint(path)

@@ -24,12 +24,14 @@ def add_commands(commands) -> None:
     """Add the subcommands to ``commands`` (the CLI's ``add_subparsers`` object)."""
     serve = commands.add_parser("serve", help="serve a run over HTTP: events in, recommendations out",
                                 description="Serve a trained run: a JSON API with durable per-user state "
-                                            "(pip install \"interestevo[serve]\").")
+                                            "(the serve extra; in the clone: pip install --no-build-isolation "
+                                            "-e \".[serve]\").")
     serve.add_argument("run", metavar="RUN", help="run directory (from interestevo train)")
     serve.add_argument("--model", help="which model of the run (default: its best neural model by NDCG@10)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine "
                                                            "only)")
-    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=8000,
+                       help="TCP port; 0 picks a free one and logs which (default: %(default)s)")
     serve.add_argument("--store", metavar="URL", help="sqlite:///relative.db, sqlite:////absolute/path.db or "
                                                       "redis://HOST:PORT/DB (default: sqlite in RUN/serving.db)")
     serve.add_argument("--api-key-file", metavar="F", help="file of API keys, one a line: write routes (and "
@@ -84,7 +86,7 @@ def run_serve(args) -> int:
     try:
         import uvicorn
 
-        from .app import read_api_keys
+        from .http import read_api_keys
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
                          f"pip install \"interestevo[serve]\"") from None
@@ -171,7 +173,7 @@ def build_app(settings: dict):
     """The service's app for ``serve``'s settings (one process's model, engine and store)."""
     import torch
 
-    from .app import Service, ServiceSettings, create_app, read_api_keys
+    from .http import Service, ServiceSettings, create_app, read_api_keys
     from ..experiment.layout import RunDirectory
     from .tracker import InterestTracker
 

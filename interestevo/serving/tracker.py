@@ -64,8 +64,8 @@ class RecommendRequest:
 
 @dataclass
 class Event:
-    user: str
-    item: str
+    user: str | int
+    item: str | int  # ids are matched by their text: 42 and "42" are one item
     time: int
     id: str | None = None
 
@@ -113,7 +113,7 @@ class InterestTracker:
         if not len(users) == len(items) == len(times) == len(ids):
             raise ValueError(f"users, items, times (and ids) must have the same length, got "
                              f"{len(users)}, {len(items)}, {len(times)} and {len(ids)}")
-        return self.apply_events([Event(item_key(u), item_key(i), int(t), None if e is None else str(e))
+        return self.apply_events([Event(plain(u), plain(i), int(t), None if e is None else str(e))
                                   for u, i, t, e in zip(users, items, times.tolist(), ids)])
 
     @torch.inference_mode()
@@ -122,7 +122,9 @@ class InterestTracker:
         whose id its user already has is a duplicate (counted, not applied); events of items the
         model does not know are skipped and listed under ``unknown_items``."""
         served = self.served
-        unknown = [e.item for e in events if e.item not in served.item_index]
+        # unknown items are reported as given (an integer id stays an integer); from here on ids are text
+        unknown = [e.item for e in events if item_key(e.item) not in served.item_index]
+        events = [Event(item_key(e.user), item_key(e.item), e.time, e.id) for e in events]
         users = list(dict.fromkeys(e.user for e in events))
         ids: dict[str, list[str]] = {}
         for e in events:

@@ -152,6 +152,25 @@ def test_cuda_autocast_runs_timelstm_in_bfloat16():
     torch.testing.assert_close(output.float(), expected.detach(), **TOLERANCES[torch.bfloat16])
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cuda_autocast_takes_half_activations_from_a_preceding_layer(dtype):
+    torch.manual_seed(5)
+    linear = torch.nn.Linear(5, 8).cuda()
+    lstm = torch.nn.LSTM(8, 16, num_layers=2).cuda()
+    module = TimeLSTM.from_lstm(lstm)
+    inputs, dt = torch.randn(7, 4, 5, device="cuda"), torch.rand(7, 4, device="cuda") * 1e5
+    hx = (torch.randn(2, 4, 16, device="cuda"), torch.randn(2, 4, 16, device="cuda"))
+    expected, _ = module(linear(inputs), hx, dt=dt)
+    with torch.autocast("cuda", dtype=dtype):
+        activations = linear(inputs)
+        output, (h_n, c_n) = module(activations, hx, dt=dt)
+        theirs, _ = lstm(activations, hx)
+    assert activations.dtype == output.dtype == h_n.dtype == c_n.dtype == dtype
+    if dtype == torch.float16:  # under bfloat16 cuDNN's autocast wrapper hands back float16
+        assert theirs.dtype == dtype
+    assert_close_scaled(output, expected, dtype, "output")
+
+
 @pytest.mark.parametrize("explicit", [True, False], ids=["no_value_checks", "capture-detected"])
 def test_cuda_graph_capture_and_replay(explicit):
     torch.manual_seed(4)

@@ -112,6 +112,35 @@ def test_timelstm_under_autocast_runs_in_bfloat16_with_float32_weights():
     assert_close_scaled(output, expected.detach(), torch.bfloat16, "output")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_half_activations_under_autocast_run_the_half_kernels(dtype):
+    # CUDA's path: a preceding layer's half activations with float32 weights and states go through
+    # the op's autocast kernel, which casts weights and states and runs the half kernels: the same
+    # bits as a half copy of the module (no bias: the op sums bias_ih + bias_hh before the cast)
+    torch.manual_seed(4)
+    module = TimeLSTM(6, 37, num_layers=2, bias=False)
+    linear = torch.nn.Linear(5, 6)
+    inputs, dt = torch.randn(9, 8, 5), torch.rand(9, 8) * 1e5
+    lengths = torch.tensor([9, 0, 3, 9, 1, 5, 9, 2])
+    hx = (torch.randn(2, 8, 37), torch.randn(2, 8, 37))
+    half = copy.deepcopy(module).to(dtype)
+    expected, (h_e, c_e) = module(linear(inputs), hx, dt=dt, lengths=lengths)  # float32, CPU kernels
+    with ops._emulated_cuda_kernels():
+        with torch.autocast("cpu", dtype=dtype):
+            activations = linear(inputs)
+            output, (h_n, c_n) = module(activations, hx, dt=dt, lengths=lengths)
+        (output.float().square().sum() + h_n.float().sum()).backward()
+        same = half(activations.detach(), tuple(s.to(dtype) for s in hx), dt=dt, lengths=lengths)
+    assert activations.dtype == dtype
+    for name, actual, bits, wanted in (("output", output, same[0], expected), ("h_n", h_n, same[1][0], h_e),
+                                       ("c_n", c_n, same[1][1], c_e)):
+        assert actual.dtype == dtype
+        torch.testing.assert_close(actual, bits, rtol=0, atol=0)
+        assert_close_scaled(actual, wanted, dtype, name)
+    assert linear.weight.grad is not None
+    assert all(p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
 def test_opcheck_emulated_op_in_bfloat16():
     # schema, fake kernels and autograd registration of the private op, in a half storage dtype
     case = make_case("exp", True, torch.bfloat16, 4, 3, 2, 5, seed=4)

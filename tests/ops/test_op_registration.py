@@ -156,15 +156,21 @@ def test_op_checks_parameter_shapes():
 
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_autocast_does_not_reach_inside_the_op(requires_grad):
+    # CPU autocast: the CPU kernels compute in float32 and hand back the autocast dtype, as nn.LSTM
     torch.manual_seed(8)
     module = TimeLSTM(8, 8, batch_first=True)
     inputs = torch.randn(3, 20, 8, requires_grad=requires_grad)
     dt = torch.rand(3, 20)
-    expected, _ = module(inputs, dt=dt)
+    expected, (h_e, c_e) = module(inputs, dt=dt)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        output, _ = module(inputs, dt=dt)
-    assert output.dtype == torch.float32
-    torch.testing.assert_close(output, expected)
+        output, (h_n, c_n) = module(inputs, dt=dt)
+    for actual, wanted in ((output, expected), (h_n, h_e), (c_n, c_e)):
+        assert actual.dtype == torch.bfloat16
+        torch.testing.assert_close(actual, wanted.to(torch.bfloat16), rtol=0, atol=0)
+    if requires_grad:
+        grad = torch.autograd.grad(output.float().sum(), inputs)[0]
+        assert grad.dtype == torch.float32
+        torch.testing.assert_close(grad, torch.autograd.grad(expected.sum(), inputs)[0])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

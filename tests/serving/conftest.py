@@ -45,6 +45,19 @@ def train_small_run(out: Path, seed: int = 0, synthetic: SyntheticConfig = SYNTH
     return out
 
 
+@pytest.fixture
+def empty_tracker():
+    """empty_tracker(run, model="timelstm"): the one engine with that model of ``run`` over a new,
+    empty MemoryStore, to compute what a service or command should answer for the same events."""
+    from interestevo.experiment import RunDirectory
+    from interestevo.serving import InterestTracker, MemoryStore, ServedModel
+
+    def tracker(run, model: str = "timelstm"):
+        return InterestTracker(ServedModel.from_run(RunDirectory.open(run), model), MemoryStore())
+
+    return tracker
+
+
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Path:
     return train_small_run(tmp_path_factory.mktemp("runs") / "run")

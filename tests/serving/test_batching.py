@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from interestevo.serving.app import MicroBatcher
+from interestevo.serving.http.batching import MicroBatcher
 
 WINDOW_S = 0.3
 COMPUTE_S = 0.2

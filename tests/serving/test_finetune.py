@@ -11,13 +11,12 @@ import torch
 
 from interestevo.checkpoint import load_checkpoint
 from interestevo.data import SyntheticConfig, generate_synthetic
-from interestevo.experiment import DataConfig, ExperimentConfig, load_model, run_experiment
+from interestevo.experiment import DataConfig, ExperimentConfig, RunDirectory, load_model, run_experiment
 from interestevo.experiment.finetune import finetune_run
 from interestevo.models import ModelConfig
 from interestevo.models.repeat import LastSeen
-from interestevo.serving.engine import Event, RecommendRequest, ServingEngine, load_served_model
+from interestevo.serving import Event, InterestTracker, RecommendRequest, ServedModel
 from interestevo.serving.store import SQLiteStore
-from interestevo.serving.tracker import InterestTracker
 from interestevo.train import TrainConfig
 
 from .conftest import REPO, SYNTHETIC
@@ -86,12 +85,24 @@ def test_finetuned_model_scores_the_later_events_better_and_is_servable(tmp_path
     old_score, new_score = future_ndcg(old_run, before, parts["future"]), future_ndcg(new_run, before, parts["future"])
     assert new_score > old_score, (old_score, new_score)
 
-    served = load_served_model(new_run)  # a normal run directory: serve can load (and reload) it
-    engine = ServingEngine(served, SQLiteStore(tmp_path / "s.db"))
+    served = ServedModel.from_run(RunDirectory.open(new_run))  # a normal run directory: serve can load (and reload) it
+    tracker = InterestTracker(served, SQLiteStore(tmp_path / "s.db"))
     newcomer = str(new_ids[-1])
-    engine.apply_events([Event("u", newcomer, 2_000_000_000)])
-    answer = engine.recommend([RecommendRequest("u", 2_000_000_100, 5)])[0]
+    assert tracker.apply_events([Event("u", newcomer, 2_000_000_000)])["applied"] == 1
+    answer = tracker.answer([RecommendRequest("u", 2_000_000_100, 5)])[0]
     assert answer["cold_start"] is False and len(answer["items"]) == 5
+    tracker.store.close()
+    # The new run's serving.db holds every user of its log (old and new events) under the tuned weights.
+    tuned = InterestTracker.open(RunDirectory.open(new_run))
+    try:
+        log = pd.concat([parts["old"], parts["new"]])
+        assert sorted(tuned.user_ids()) == sorted(log.user_id.astype(str).unique())
+        records = tuned.store.records(tuned.user_ids())
+        assert {r.fingerprint for r in records.values()} == {tuned.served.fingerprint}
+        last = log.groupby(log.user_id.astype(str)).timestamp.max()
+        assert {u: r.last_time for u, r in records.items()} == last.to_dict()
+    finally:
+        tuned.store.close()
 
     refused = subprocess.run([sys.executable, "-m", "interestevo", "finetune", str(old_run), "--data",
                               str(tmp_path / "new.csv"), "--out", str(new_run)],
@@ -147,13 +158,13 @@ def test_a_failed_finetune_leaves_no_out_directory(windowed_run, tmp_path, monke
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr(InterestTracker, "save", disk_full)  # fails after training
+        patched.setattr(InterestTracker, "import_log", disk_full)  # writing the users' states, after training
         with pytest.raises(OSError):
             finetune_run(windowed_run, data, tmp_path / "tuned")
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no --out, no hidden partial one
     finetune_run(windowed_run, data, tmp_path / "tuned")  # a rerun is not refused as "not empty"
     assert sorted(p.name for p in (tmp_path / "tuned").iterdir()) == [
-        "checkpoints", "config.json", "events.parquet", "finetune.json", "items.csv", "metrics.json", "trackers"]
+        "checkpoints", "config.json", "events.parquet", "finetune.json", "items.csv", "metrics.json", "serving.db"]
 
 
 def test_a_finetuned_run_never_overwrites_what_appeared_in_out_meanwhile(windowed_run, tmp_path, monkeypatch):
@@ -179,7 +190,7 @@ def test_a_finetuned_synthetic_run_serves_the_categories_of_its_item_file(window
     data = new_events(windowed_run, tmp_path / "new.csv", users=range(1, 21), per_user=3)
     tuned = tmp_path / "tuned"
     finetune_run(windowed_run, data, tuned, lr=1e-12)  # weights as good as unchanged
-    served = load_served_model(tuned)
+    served = ServedModel.from_run(RunDirectory.open(tuned))
     table = pd.read_csv(tuned / "items.csv", dtype={"item_id": str})
     listed = dict(zip(table.item_id, table.category.str.split("|")))
     assert len(listed) == len(served.item_ids) - 1

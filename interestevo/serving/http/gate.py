@@ -28,14 +28,14 @@ class RequestGate:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await _too_large(limit)(scope, receive, send)
-        body, more = [], True
+        body, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client went away
             body.append(message.get("body", b""))
-            more = message.get("more_body", False)
-            if sum(map(len, body)) > limit:
+            size, more = size + len(body[-1]), message.get("more_body", False)
+            if size > limit:
                 return await _too_large(limit)(scope, receive, send)
         replayed = False
 
