@@ -29,13 +29,22 @@ def bucket_range(low: int, high: int | None) -> str:
 
 def target_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(M,) ranks of ``targets`` (M,) among ``logits`` (M, num_items + 1)."""
-    target_scores = logits.gather(1, targets.unsqueeze(1))
-    # A diverged model must not look good: other items' NaN scores count as above the target,
-    # and a NaN target gets the worst rank.
-    logits = torch.where(torch.isnan(logits), torch.inf, logits)
-    higher_or_tied = (logits >= target_scores).sum(dim=1)
-    ranks = higher_or_tied - 1  # the target ties with itself
-    return torch.where(torch.isnan(target_scores.squeeze(1)), logits.shape[1] - 1, ranks)
+    target_scores = logits.gather(1, targets.unsqueeze(1)).squeeze(1)
+    others = count_at_or_above(logits, target_scores) - 1  # the target ties with itself
+    return rank_from_count(others, target_scores, logits.shape[1] - 1)
+
+
+def count_at_or_above(logits: torch.Tensor, target_scores: torch.Tensor) -> torch.Tensor:
+    """(M,) how many of ``logits`` (M, K) score at or above ``target_scores`` (M,): ties count, and
+    so do NaN scores (a diverged model must not look good). The counts of blocks of the catalogue's
+    columns add up to the whole catalogue's."""
+    return (logits >= target_scores.unsqueeze(1)).sum(dim=1) + torch.isnan(logits).sum(dim=1)
+
+
+def rank_from_count(others: torch.Tensor, target_scores: torch.Tensor, num_items: int) -> torch.Tensor:
+    """The ranks of targets with ``others`` (M,) other items at or above their ``target_scores``
+    (M,); a NaN target gets the worst rank, ``num_items``."""
+    return torch.where(torch.isnan(target_scores), num_items, others)
 
 
 def ranking_metrics(ranks: np.ndarray | torch.Tensor, ks=KS) -> dict[str, float]:

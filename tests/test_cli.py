@@ -34,7 +34,7 @@ def test_train_writes_the_run_directory(run_dir, capsys):
         assert (run_dir / "plots" / f"{png}.png").stat().st_size > 1000
     for name in metrics:
         assert (run_dir / "checkpoints" / name / "best.pt").is_file()
-        assert (run_dir / "trackers" / f"{name}.pt").is_file()
+    assert (run_dir / "serving.db").is_file()  # every user's state, for recommend and serve
 
 
 def test_evaluate_reproduces_the_test_metrics(run_dir, capsys):

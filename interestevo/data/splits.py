@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .errors import DataFormatError
 from .interactions import Interactions
-from .timestamps import datetime_seconds
+from .timestamps import parse_time
 
 TRAIN, VALID, TEST = 0, 1, 2
 ROLE_NAMES = {TRAIN: "train", VALID: "valid", TEST: "test"}
@@ -86,21 +85,15 @@ def temporal_split(interactions: Interactions, t1=0.8, t2=0.9) -> Split:
 
 
 def _boundary(times: np.ndarray, value, name: str) -> int:
-    """A split boundary in int64 seconds; fractions in (0, 1) are quantiles of ``times``."""
+    """A split boundary in int64 seconds; fractions in (0, 1) are quantiles of ``times``, anything
+    else a time read as every surface reads one (:func:`~.timestamps.parse_time`)."""
     if isinstance(value, (float, np.floating)) and 0.0 < value < 1.0:
         # method="lower" picks an actual event time, so no float rounding of int64 seconds.
         return int(np.quantile(times, value, method="lower"))
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and np.isfinite(value):
-        return int(np.floor(value))  # a float outside (0, 1) is a time in seconds
-    if isinstance(value, (str, pd.Timestamp, np.datetime64)):
-        try:
-            return datetime_seconds(value)
-        except ValueError:
-            raise DataFormatError(f"{name}={value!r} is not a datetime") from None
-    raise DataFormatError(
-        f"{name}={value!r} must be a fraction in (0, 1), an int timestamp in seconds or a datetime")
+    try:
+        return parse_time(value, name)
+    except DataFormatError as err:
+        raise DataFormatError(f"{err}; or a fraction in (0, 1): a quantile of the event times") from None
 
 
 def _split(interactions: Interactions, role: np.ndarray, name: str) -> Split:

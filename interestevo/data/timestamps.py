@@ -158,30 +158,31 @@ def read_time(value, what: str = "time") -> tuple[int, str]:
     echo a time as it was understood."""
     if type(value) is int and MIN_SECONDS <= value < EPOCH_UNITS[1][1]:  # the common case, cheaply
         return value, "unix seconds"
+    if isinstance(value, datetime):
+        return _utc_seconds(value, what, value), "a datetime"
     if isinstance(value, str):
         number = _number(value)
-        if number is None:
-            return _iso_seconds(value, what), "an ISO date"
-    elif isinstance(value, datetime):
-        return _utc_seconds(value, what, value), "a datetime"
-    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        number = value.item() if isinstance(value, np.generic) else value
-    else:  # booleans, None, lists...
-        raise _refused(what, value)
-    shown = value if isinstance(value, str) else number
+        return (_iso_seconds(value, what), "an ISO date") if number is None else _epoch_seconds(number, what, value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return _epoch_seconds(value.item() if isinstance(value, np.generic) else value, what, value)
+    raise _refused(what, value)  # booleans, None, lists...
+
+
+def _epoch_seconds(number: int | float, what: str, given) -> tuple[int, str]:
+    """Unix seconds, milliseconds or microseconds by magnitude, as log columns are read."""
     if isinstance(number, float) and not math.isfinite(number):
-        raise _refused(what, shown, readable=True)
+        raise _refused(what, given, readable=True)
     unit, _, per_second = next(u for u in EPOCH_UNITS if abs(number) >= u[1])
     seconds = number // per_second if isinstance(number, int) else math.floor(number / per_second)
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise _refused(what, shown, readable=True)
+        raise _refused(what, given, readable=True)
     return int(seconds), f"unix {unit}"
 
 
 def parse_times(values, what: str = "times", n: int | None = None) -> np.ndarray:
     """(n,) int64 unix seconds: :func:`parse_time` of each value (vectorised for numeric arrays),
     or of one value repeated ``n`` times. A refusal names the position: ``times[3]``."""
-    array = np.asarray(values)
+    array = _as_array(values)
     if array.ndim == 0:
         one = parse_time(array.item() if isinstance(values, np.ndarray) else values, what)
         return np.full(1 if n is None else n, one, np.int64)
@@ -191,6 +192,13 @@ def parse_times(values, what: str = "times", n: int | None = None) -> np.ndarray
     if array.dtype.kind == "M":  # numpy datetimes: as datetime objects, never as raw ns counts
         array = array.astype("datetime64[us]").astype(object)
     return np.array([parse_time(value, f"{what}[{i}]") for i, value in enumerate(array.tolist())], np.int64)
+
+
+def _as_array(values) -> np.ndarray:
+    """numpy reads [10, True] as [10, 1]: a list's booleans stay booleans, to be refused."""
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.asarray(values, dtype=object)
+    return np.asarray(values)
 
 
 def _numeric_seconds(numbers: np.ndarray, what: str) -> np.ndarray:
@@ -249,7 +257,7 @@ def _shown(value, limit: int = 40) -> str:
     """A refused value as a message quotes it: enough to recognise, never the whole of a huge one."""
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:limit]!r}... ({len(value)} characters)"
-    text = repr(value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 

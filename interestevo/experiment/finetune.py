@@ -31,7 +31,7 @@ from ..train import train_model
 from .config import ExperimentConfig
 from .dataset import item_labels, load_dataset
 from .layout import RunDirectory
-from .pipeline import write_user_states
+from ..serving.tracker import build_run_store
 
 log = logging.getLogger("interestevo.experiment")
 
@@ -100,7 +100,7 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         _write_run(new, out, config, frame.drop(columns="new_event"), items_table, name, train_config)
         result = train_model(grown, inter, train, valid, train_config, name=name,
                              checkpoint_dir=new.checkpoints(name), extra=extra)
-        write_user_states(new, inter, name)
+        build_run_store(new, inter, name)
         new.write_json(new.root / "finetune.json", {
             "from": str(old.root.resolve()), "model": name, "new_events": int(len(fresh)),
             "new_items": int(new_items), "epochs": epochs, "history": [asdict(r) for r in result.history],

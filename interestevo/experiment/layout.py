@@ -29,7 +29,8 @@ class RunDirectory:
     views); ``text_features.json`` (with text models); ``history.json`` (per-epoch records);
     ``checkpoints/<model>/{best,last}.pt``; ``serving.db`` (every user's events and state after
     them, for the best model: what ``recommend``, ``serve``, ``forget`` and ``finetune`` read and
-    write); ``plots/*.png``; ``.lock`` (held while a run writes here)."""
+    write; ``serving.db-writer`` is its writers' lock); ``plots/*.png``; ``.lock`` (held while a
+    run writes here)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -145,31 +146,30 @@ class RunDirectory:
         return [m for m in self.settings.models if self.best_checkpoint(m).is_file()]
 
     def best_model(self) -> str:
-        """The neural model with the best validation NDCG@10 of its training (history.json), the
-        rule of ``serve``, ``recommend`` and ``finetune`` alike; the test split only reports."""
+        """The neural model whose best checkpoint has the highest validation NDCG@10, the rule of
+        ``serve``, ``recommend`` and ``finetune`` alike (the test split only reports)."""
         trained = [m for m in self.trained_models() if m != "pop"]
         if not trained:
             raise RunDirectoryError(f"{self.root} has no trained neural model (checkpoints/<model>/best.pt); "
                                     f"the run did not finish: continue it with `train --resume --out {self.root}`")
-        history = json.loads(self.history.read_text()) if self.history.is_file() else {}
-        best = {m: max((r["valid"].get("ndcg@10", -1.0) for r in history.get(m, ()) if r.get("valid")), default=None)
-                for m in trained}
-        scored = [m for m in trained if isinstance(best[m], (int, float))]
-        if scored:
-            return max(scored, key=lambda m: best[m])
-        return "timelstm" if "timelstm" in trained else trained[0]
+        scores = {m: load_checkpoint(self.best_checkpoint(m)).get("valid", {}).get("ndcg@10") for m in trained}
+        scored = [m for m in trained if isinstance(scores[m], (int, float)) and math.isfinite(scores[m])]
+        if not scored:
+            raise RunDirectoryError(f"{self.root}: no checkpoint records a validation NDCG@10; name the model "
+                                    f"(--model, one of {', '.join(trained)})")
+        return max(scored, key=lambda m: scores[m])
 
     def load_model(self, name: str):
         """``(model, checkpoint)``: the best weights of ``name``, built with the settings they were
-        trained with (the checkpoint's; the run's config.json for checkpoints without them)."""
+        trained with (the checkpoint's own: editing config.json changes nothing here)."""
         path = self.best_checkpoint(name)
         if not path.is_file():
             trained = ", ".join(self.trained_models()) or "none"
             raise RunDirectoryError(f"model {name!r} is not a model of the run {self.root} (no {path}); "
                                     f"it has {trained}")
         saved = load_checkpoint(path)
-        config = ModelConfig.from_saved(saved["model_config"]) if "model_config" in saved else self.settings.model
         try:
+            config = ModelConfig.from_saved(saved["model_config"])
             return model_from_state(name, saved["num_items"], config, saved["model_state"]).eval(), saved
         except (KeyError, RuntimeError) as err:  # a missing entry; a size mismatch from load_state_dict
             raise ValueError(f"{path} does not fit the settings it names (model settings such as hidden_size "

@@ -15,9 +15,7 @@ from .. import plots
 from ..checkpoint import atomic_write_text, load_checkpoint, plain_ids, save_checkpoint
 from ..data import DataFormatError
 from ..models import SequenceRecommender, build_model, split_model_name
-from ..serving.served import ServedModel
-from ..serving.store import open_store
-from ..serving.tracker import InterestTracker
+from ..serving.tracker import build_run_store
 from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutdown_distributed,
                      train_model)
 from ..train.loop import check_resumable_layout
@@ -97,7 +95,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False, threads: int 
         if ctx.is_main:
             _write_results(result, config, dataset)
             if any(m != "pop" for m in run.trained_models()):
-                write_user_states(run, dataset.inter)
+                users, events = build_run_store(run, dataset.inter)
+                log.info("%s: every user's state (%d users, %d events)", run.store_path, users, events)
         ctx.barrier()
         failed = False
         return result
@@ -163,19 +162,6 @@ def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDi
     log.info("%s test: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in outcome.test.items()
                                              if k in ("hit@10", "ndcg@10", "mrr@10", "forecast_mse")))
     return outcome
-
-
-def write_user_states(run: RunDirectory, inter, model: str | None = None) -> None:
-    """Every user's events, and the state after them under ``model`` (default: the best by
-    validation), into the run's serving.db: what ``recommend``, ``serve``, ``forget`` and
-    ``finetune`` read and write."""
-    store = open_store(None, default_path=run.store_path)
-    try:
-        tracker = InterestTracker(ServedModel.from_run(run, model, inter=inter), store)
-        users, events = tracker.import_log(inter)
-        log.info("%s: %d users' states (%d events) under %s", run.store_path, users, events, tracker.model_name)
-    finally:
-        store.close()
 
 
 def _categories(inter) -> torch.Tensor | None:

@@ -142,12 +142,42 @@ class SequenceRecommender(nn.Module):
         excluded = self.items.excluded(candidates)
         return logits if excluded is None else logits.masked_fill(excluded, float("-inf"))
 
-    def add_context_scores(self, logits, queries, at, last_seen, items=None):
-        """``logits`` plus :meth:`add_context`'s terms (the part of :meth:`score` after the dot products)."""
+    def score_block(self, queries: torch.Tensor, items: torch.Tensor, at: torch.Tensor | None = None,
+                    last_seen=None) -> torch.Tensor:
+        """(M, K) columns ``items`` (K,), ascending distinct item indices, of :meth:`score` for
+        ``queries`` (M, D): the same numbers, the other items never scored, so that evaluation ranks a
+        catalogue too large for one (M, num_items + 1) matrix a block at a time."""
+        if type(self).score is not SequenceRecommender.score:  # scores of its own (popularity)
+            return self.score_items(queries, items, at, last_seen).masked_fill(items == 0, float("-inf"))
+        self._check_context(at, last_seen)
+        vectors, bias = self.items.lookup(items)
+        excluded, padding = self.items.excluded(items), items == 0  # -inf, as scoring_bias gives them
+        logits = item_logits(queries, vectors, bias.masked_fill(padding if excluded is None else padding | excluded,
+                                                                float("-inf")))
+        if self.activity is not None:
+            # score() adds these terms to the float32 logits in one baddbmm: the same operation gives the same bits
+            weights = self.activity.weights(queries).float().unsqueeze(1)
+            with torch.autocast(queries.device.type, enabled=False):
+                logits = torch.baddbmm(logits.unsqueeze(1), weights, self.activity.features(at, items)).squeeze(1)
+        if self.repeat is not None:
+            # The user's items in this block, as its columns: score_items would search them for every
+            # (row, item) pair, score() and this cost one step per item the user had.
+            seen = last_seen if isinstance(last_seen, SeenItems) else SeenItems.from_dense(last_seen)
+            column = torch.searchsorted(items, seen.items).clamp(max=len(items) - 1)
+            had = items[column] == seen.items
+            block = SeenItems(seen.rows[had], column[had], seen.times[had], seen.shape, len(items) - 1)
+            logits = self.repeat(at, block, base=logits)
+        return logits
+
+    def _check_context(self, at, last_seen) -> None:
         if at is None and (self.needs_request_time or self.needs_history):
             raise ValueError(f"{type(self).__name__} scores depend on the request time: pass at=")
         if last_seen is None and self.needs_history:
             raise ValueError(f"{type(self).__name__} scores depend on the user's past items: pass last_seen=")
+
+    def add_context_scores(self, logits, queries, at, last_seen, items=None):
+        """``logits`` plus :meth:`add_context`'s terms (the part of :meth:`score` after the dot products)."""
+        self._check_context(at, last_seen)
         if at is None:
             return logits
         # Context terms work on flat rows: (M, D) queries, (M,) times, (M, num_items + 1) history.

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import tempfile
-from pathlib import Path
 
 from ..cli import bounded
 
@@ -55,11 +54,11 @@ def add_commands(commands) -> None:
                             "replaces each process by one with the run's newest checkpoint, one at a time")
     serve.set_defaults(handler=run_serve)
 
-    forget = commands.add_parser("forget", help="erase a user from a run's serving state (trackers, serving.db)")
+    forget = commands.add_parser("forget", help="erase a user's events and state from a run's store")
     forget.add_argument("run", metavar="RUN")
     forget.add_argument("--user", required=True, help="original user id")
-    forget.add_argument("--store", metavar="URL", help="also erase the user from this store (default: "
-                                                       "RUN/serving.db when it exists)")
+    forget.add_argument("--store", metavar="URL", help="the store serve uses, if not the run's serving.db "
+                                                       "(sqlite:///PATH or redis://HOST:PORT/DB)")
     forget.set_defaults(handler=run_forget)
 
     finetune = commands.add_parser("finetune", help="continue training a run's best checkpoint on new events")
@@ -97,12 +96,11 @@ def run_serve(args) -> int:
     elif args.public_reads:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
     from ..experiment.layout import RunDirectory
-    from .store import open_store
     from .tracker import open_run_store
 
     run = RunDirectory.open(args.run)
-    # a wrong URL or a missing store fails before the model loads (--import-log makes one)
-    (open_store(args.store, run.store_path) if args.import_log else open_run_store(run, args.store)).close()
+    if not args.import_log:  # a wrong URL or a missing store fails before the model loads
+        open_run_store(run, args.store).close()
     settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
@@ -155,18 +153,12 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _import_log(settings: dict) -> None:
     from ..experiment.layout import RunDirectory
-    from .store import open_store
-    from .tracker import InterestTracker
+    from .tracker import build_run_store
 
     run = RunDirectory.open(settings["run"])
-    inter = run.dataset().inter
-    tracker = InterestTracker.open(run, settings["model"], open_store(settings["store"], run.store_path))
-    try:
-        users, events = tracker.import_log(inter)
-    finally:
-        tracker.store.close()
-    log.info("imported %d users with %d events from %s's log (%d users of the log were in the store already)",
-             users, events, run, inter.num_users - users)
+    users, events = build_run_store(run, run.dataset().inter, settings["model"], settings["store"])
+    log.info("imported %d users with %d events from the log of %s (users the store had are kept)",
+             users, events, run.root)
 
 
 def build_app(settings: dict):
@@ -217,12 +209,13 @@ def _started(app):
 def run_forget(args) -> int:
     """Erase the user's events and state from the run's store (or ``--store``)."""
     from ..experiment.layout import RunDirectory
+    from .steps import item_key
     from .tracker import open_run_store
 
     run = RunDirectory.open(args.run)
     store = open_run_store(run, args.store)
     try:
-        erased = store.delete(args.user)
+        erased = store.delete(item_key(args.user))
     finally:
         store.close()
     where = store.url.split("@")[-1]
@@ -230,7 +223,8 @@ def run_forget(args) -> int:
         print(f"forgot user {args.user} in {where}")
     else:
         print(f"user {args.user} was not in {where}; nothing to forget")
-    print("the models have no per-user parameters; the input files you trained on are yours to edit")
+    print("the models have no per-user parameters; the user's events in the files you trained on are yours to "
+          "edit (serve --import-log and finetune read them again)")
     return 0
 
 

@@ -59,20 +59,19 @@ class ServedModel:
                                    for row in categories.numpy()]
 
     @classmethod
-    def from_run(cls, run: Run, name: str | None = None, inter=None) -> "ServedModel":
+    def from_run(cls, run: Run, name: str | None = None) -> "ServedModel":
         """The best checkpoint of ``name`` (default: the run's best model by validation), with the
-        run's log (``inter`` when the caller has it loaded) for cold starts and its item file's
-        titles and categories."""
+        run's log for cold starts and its item file's titles and categories."""
         name = name or run.best_model()
         model, saved = run.load_model(name)
         item_ids = np.asarray(saved["item_ids"], dtype=object)
-        inter = run.dataset().inter if inter is None else inter
+        inter = run.dataset().inter
         index = {item_key(item): i for i, item in enumerate(item_ids[1:], start=1)}
         log_items = np.array([index.get(item_key(item), 0)
                               for item in np.asarray(inter.item_ids, dtype=object)])[inter.item]
         keep = log_items > 0
         popularity = PopularityTimeline(log_items[keep], np.asarray(inter.timestamp)[keep], saved["num_items"])
-        return cls(name, run.root, model, item_ids, saved.get("dt_unit", inter.dt_unit),
+        return cls(name, run.root, model, item_ids, saved["dt_unit"],
                    weights_fingerprint(model), popularity, inter.category_names, _titles(run, item_ids))
 
     @classmethod

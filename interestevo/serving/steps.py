@@ -1,10 +1,10 @@
-"""The steps every path of the tracker shares: ids, times, one more event, a history at once, top-k."""
+"""The steps every path of the tracker shares: ids, gaps, histories in one batched pass, top-k."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..data.timestamps import elapsed, parse_times
+from ..data.timestamps import elapsed
 from ..models import SequenceRecommender
 from ..models.repeat import SeenItems
 
@@ -31,12 +31,6 @@ def check_user_ids(users, what: str = "users") -> np.ndarray:
     return users
 
 
-def as_unix_seconds(times, n: int, what: str = "times") -> np.ndarray:
-    """(n,) int64 unix seconds, read as on every surface (:func:`~..data.timestamps.parse_times`):
-    seconds, ms or µs by magnitude, or ISO 8601 dates; a single time is repeated n times."""
-    return parse_times(times, what, n)
-
-
 def check_k(k) -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -47,14 +41,6 @@ def time_gaps(times: np.ndarray, last_time: np.ndarray, has_events: np.ndarray, 
     """Time since each user's last event in the model's unit, 0 for a user's first event: the
     data layer's gap computation (:func:`~..data.timestamps.elapsed`), so training and serving agree."""
     return torch.from_numpy(elapsed(times, last_time, has_events, scale))
-
-
-def advance(model: SequenceRecommender, state: tuple, items: np.ndarray, dt: torch.Tensor) -> tuple:
-    """The state after one more event per row (items (B,) indices, dt (B,) gaps in model units)."""
-    device = state[0].device
-    _, state = model(torch.from_numpy(np.asarray(items, np.int64)).to(device).unsqueeze(1),
-                     dt.to(device).unsqueeze(1), torch.ones(len(items), dtype=torch.long), state)
-    return state
 
 
 def run_sequences(model: SequenceRecommender, items: list[np.ndarray], times: list[np.ndarray], state: tuple,
@@ -106,7 +92,7 @@ def last_seen_rows(model: SequenceRecommender, seen: list[dict[int, int]], devic
 
 def top_items(logits: torch.Tensor, k: int, seen: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores and indices of the ``k`` best items per row, without the rows' ``seen`` items."""
-    logits = logits.float()
+    logits = logits.float().clone() if seen is not None else logits.float()  # never mask the caller's
     if seen is not None:
         rows = [r for r, items in enumerate(seen) for _ in items]
         cols = [i for items in seen for i in items]
@@ -115,24 +101,3 @@ def top_items(logits: torch.Tensor, k: int, seen: list | None = None) -> tuple[t
     # never pad the list with excluded or padding items: k shrinks to what every row can offer
     k = int(torch.isfinite(scores).sum(dim=1).min()) if len(scores) else k
     return scores[:, :k], index[:, :k]
-
-
-def event_rounds(keys: np.ndarray):
-    """Boolean masks applying every key's r-th event in round r: keys are distinct within a round,
-    so a round is one batched model step and each user's events stay in order."""
-    rounds = _occurrence(keys)
-    for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
-        yield rounds == r
-
-
-def _occurrence(keys: np.ndarray) -> np.ndarray:
-    """For each position, how many earlier positions hold the same key (vectorised)."""
-    if len(keys) == 0:
-        return np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-    out = np.empty(len(keys), np.int64)
-    out[order] = np.arange(len(keys)) - group_start
-    return out

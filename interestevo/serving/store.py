@@ -121,6 +121,12 @@ def last_times(events) -> dict[str, int]:
     return last
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names ("/abs/path" for sqlite:////abs/path, else relative);
+    None for other URLs."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") and len(url) > len("sqlite:///") else None
+
+
 def open_store(url: str, default_path: Path | None = None) -> UserStore:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's URL forms),
     ``redis://HOST:PORT/DB`` or ``memory://``; ``None``: SQLite at ``default_path``."""
@@ -129,7 +135,7 @@ def open_store(url: str, default_path: Path | None = None) -> UserStore:
             raise ValueError("--store: no store URL and no default path")
         return SQLiteStore(default_path)
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]  # "/abs/path" for sqlite:////abs/path, else relative
+        path = url[len("sqlite:///"):]
         if not path or path == ":memory:":
             raise ValueError(f"--store {url!r}: a SQLite store needs a file path (the state must survive restarts)")
         if "?" in path:
@@ -149,7 +155,8 @@ def open_store(url: str, default_path: Path | None = None) -> UserStore:
 class MemoryStore(UserStore):
     """Everything in this process's memory: for the Python API, tests and one-off scoring. The
     same contract as the durable stores (atomic transactions, idempotent event ids), minus
-    durability; a lock serialises writers (the service's reads may run beside its writes)."""
+    durability. One lock for reads and writes, so a read never sees half a transaction (and
+    waits for a writer: a service under load wants SQLite or Redis, whose reads do not)."""
 
     url = "memory://"
 
@@ -522,6 +529,8 @@ class RedisStore(UserStore):
         return self._events(self._redis, user, last)
 
     def _events(self, client, user: str, last: int | None) -> list[StoredEvent]:
+        if last == 0:  # -0 would be the list's start: every event
+            return []
         start = 0 if last is None else -last
         return [_decode_event(raw) for raw in client.lrange(self._key("events", user), start, -1)]
 

@@ -15,6 +15,7 @@ the service runs it beside one writer; no two writing methods may run at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,17 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.timestamps import iso_utc
+from ..data.timestamps import iso_utc, parse_times
 from ..models import interest_forecast
 from .served import ServedModel
-from .steps import (advance, as_unix_seconds, check_k, check_user_ids, event_rounds, item_key, plain,
-                    run_sequences, time_gaps, top_items)
-from .store import Changes, MemoryStore, Snapshot, StoredEvent, UserRecord, UserStore, last_times, open_store
+from .steps import (check_k, check_user_ids, item_key, plain, run_sequences, time_gaps,
+                    top_items)
+from .store import (Changes, MemoryStore, Snapshot, StoredEvent, UserRecord, UserStore, last_times, open_store,
+                    sqlite_path)
 
 log = logging.getLogger("interestevo.serving")
 
 #: how many of a user's latest events an explanation replays without each of them
 EXPLAINED_EVENTS = 50
+#: users per transaction when stored states are brought to new weights
+RECOMPUTE_CHUNK = 1000
 
 
 class OutOfOrderError(ValueError):
@@ -48,6 +52,10 @@ class NoEventsError(LookupError):
 
 class UnknownItemError(ValueError):
     """An item the served model's catalogue lacks, where one must be known (explanations)."""
+
+
+class NoCategoriesError(ValueError):
+    """An interest forecast asked of a model trained without item categories (HTTP 422)."""
 
 
 class TooEarlyError(ValueError):
@@ -108,12 +116,12 @@ class InterestTracker:
         """Apply events given as parallel sequences (``times``: unix seconds; ``ids``: optional
         client event ids that make a retry safe), in order per user: see :meth:`apply_events`."""
         users, items = check_user_ids(users), np.asarray(items, dtype=object).reshape(-1)
-        times = as_unix_seconds(times, len(users))
-        ids = [None] * len(users) if ids is None else list(ids)
+        times = parse_times(times, "times", len(users))
+        ids = [None] * len(users) if ids is None else [_event_id(e, n) for n, e in enumerate(ids)]
         if not len(users) == len(items) == len(times) == len(ids):
             raise ValueError(f"users, items, times (and ids) must have the same length, got "
                              f"{len(users)}, {len(items)}, {len(times)} and {len(ids)}")
-        return self.apply_events([Event(plain(u), plain(i), int(t), None if e is None else str(e))
+        return self.apply_events([Event(plain(u), plain(i), int(t), e)
                                   for u, i, t, e in zip(users, items, times.tolist(), ids)])
 
     @torch.inference_mode()
@@ -139,9 +147,9 @@ class InterestTracker:
                     continue
                 if e.id is not None:
                     taken[e.user].add(e.id)
-                if e.item in served.item_index:
-                    fresh.append(e)
-            _check_order(fresh, snapshot.records)
+                fresh.append(e)
+            _check_order(fresh, snapshot.records)  # unknown items too: a late event is refused whatever its item
+            fresh = [e for e in fresh if e.item in served.item_index]
             changes = self._advance_users(snapshot, fresh)
             return changes, {"applied": len(fresh), "duplicates": duplicates}
 
@@ -196,33 +204,23 @@ class InterestTracker:
         return users, events
 
     def _advance_users(self, snapshot: Snapshot, events: list[Event]) -> Changes:
+        """Each user's state after their new ``events``, from the stored one: one batched pass."""
         served = self.served
-        users = list(dict.fromkeys(e.user for e in events))
+        mine: dict[str, list[Event]] = {}
+        for e in events:
+            mine.setdefault(e.user, []).append(e)
+        users = list(mine)
         if not users:
             return Changes()
         state, last_time, has = self._states(users, snapshot.records, snapshot.read_events)
-        slot = {u: i for i, u in enumerate(users)}
-        slots = np.array([slot[e.user] for e in events], np.int64)
-        items = np.array([served.item_index[e.item] for e in events], np.int64)
-        times = np.array([e.time for e in events], np.int64)
-        for number, pick in enumerate(event_rounds(slots)):
-            rows = slots[pick]
-            dt = time_gaps(times[pick], last_time[rows], has[rows], served.scale)
-            if number == 0:  # every user's first event, in the order of ``users``: the whole state
-                state = advance(served.model, state, items[pick], dt)
-            else:
-                index = torch.from_numpy(rows)
-                new = advance(served.model, tuple(s[:, index] for s in state), items[pick], dt)
-                for full, part in zip(state, new):
-                    full[:, index] = part
-            last_time[rows], has[rows] = times[pick], True
-        changes = Changes(events={user: [] for user in users})
-        for e in events:
-            changes.events[e.user].append(StoredEvent(e.item, e.time, e.id))
-        for user, blob, last in zip(users, served.encode(state), last_time.tolist()):
-            record = snapshot.records.get(user)
-            before = record.num_events if record else 0
-            changes.records[user] = UserRecord(blob, served.fingerprint, last, before + len(changes.events[user]))
+        states, last_time, _ = run_sequences(
+            served.model, [np.array([served.item_index[e.item] for e in mine[u]], np.int64) for u in users],
+            [np.array([e.time for e in mine[u]], np.int64) for u in users], state, last_time, has, served.scale)
+        blobs = served.encode(tuple(torch.cat(parts, dim=1) for parts in zip(*states)))
+        changes = Changes(events={u: [StoredEvent(e.item, e.time, e.id) for e in mine[u]] for u in users})
+        for user, blob, last in zip(users, blobs, last_time.tolist()):
+            before = snapshot.records[user].num_events if user in snapshot.records else 0
+            changes.records[user] = UserRecord(blob, served.fingerprint, last, before + len(mine[user]))
         return changes
 
     def _states(self, users: list[str], records: dict[str, UserRecord], read_events):
@@ -266,7 +264,7 @@ class InterestTracker:
         last event to ``at``, so the same history gives different items an hour and a month later;
         a user without events gets the items most popular before ``at`` (``cold_start``: true)."""
         users = check_user_ids([users] if isinstance(users, (str, int, np.integer)) else users)
-        at = as_unix_seconds(time.time() if at is None else at, len(users), "at")
+        at = parse_times(time.time() if at is None else at, "at", len(users))
         k = check_k(k)
         answers = self.answer([RecommendRequest(item_key(u), int(t), k, exclude_seen)
                                for u, t in zip(users, at.tolist())])
@@ -347,12 +345,14 @@ class InterestTracker:
 
     # ------------------------------------------------------------------------- interest
     @torch.inference_mode()
-    def interest(self, user: str, at: int) -> dict:
+    def interest(self, user, at) -> dict:
         """The forecast distribution over categories at ``at`` (cold start: the log's before ``at``)."""
+        user, at = _one_user_at(user, at)
         served = self.served
         categories = served.model.items.categories
         if categories is None or served.category_names is None:
-            raise ValueError(f"model {served.name!r} has no item categories, so it forecasts no interest over them")
+            raise NoCategoriesError(f"model {served.name!r} has no item categories, so it forecasts no interest "
+                                    f"over them")
         record = self.store.records([user]).get(user)
         if record is None:
             counts = torch.from_numpy(served.popularity.counts_before(at)).float()
@@ -372,10 +372,11 @@ class InterestTracker:
 
     # ---------------------------------------------------------------------- explanation
     @torch.inference_mode()
-    def explain(self, user: str, item: str, at: int) -> dict:
+    def explain(self, user, item, at) -> dict:
         """Each recent event's exact contribution to ``item``'s score at ``at`` (the score minus the
         score of the history without that event, all variants in one batched pass), and the part
         due to the time elapsed since the last event."""
+        (user, at), item = _one_user_at(user, at), item_key(item)
         served = self.served
         if item not in served.item_index:
             raise UnknownItemError(f"item {item!r} is not in model {served.name!r}'s catalogue")
@@ -448,13 +449,54 @@ class InterestTracker:
         return self.store.transact(users, {}, compute)
 
 
+def _event_id(value, position: int) -> str | None:
+    """An optional client event id as text; NaN (a gap in an id column) is refused, not "nan"."""
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        raise ValueError(f"ids[{position}] is {value!r}; event ids must be strings, integers or None")
+    return item_key(value)
+
+
+def _one_user_at(user, at) -> tuple[str, int]:
+    """A user id and a request time read by the rules of :meth:`InterestTracker.recommend`."""
+    return item_key(check_user_ids([user], "user")[0]), int(parse_times(at, "at", 1)[0])
+
+
 def open_run_store(run, url: str | None = None) -> UserStore:
-    """The store at ``url``, or the run's serving.db, which training wrote (a run without it was
-    written by a version that kept no store; it is refused rather than served as all cold starts)."""
-    if url is None and not run.store_path.is_file():
-        raise ValueError(f"{run.root} has no {run.store_path.name}: it was trained before runs kept their users' "
-                         f"state; `interestevo serve {run.root} --import-log` builds it from the run's log")
+    """The store at ``url``, or the run's serving.db, which training wrote. A SQLite file that is
+    not there is refused, not created: an empty store would answer every user as a cold start."""
+    path = run.store_path if url is None else sqlite_path(url)
+    if path is not None and not path.is_file():
+        where = f"{run.root} has no {path.name} (the run did not finish)" if url is None else f"--store {url}: no such file"
+        raise ValueError(f"{where}; `interestevo serve {run.root} --import-log` builds a store from the run's log")
     return open_store(url, default_path=run.store_path)
+
+
+def build_run_store(run, inter, model: str | None = None, url: str | None = None) -> tuple[int, int]:
+    """Every user of ``inter`` (the run's log), with their events and the state after them under
+    ``model`` (default: the run's best by validation), into the store at ``url`` or the run's
+    serving.db; users the store has are kept and brought to these weights. A new serving.db is
+    built beside the run's and renamed into place once whole. Returns the users and events added."""
+    name = model or run.best_model()
+    weights, saved = run.load_model(name)
+    # ``inter`` is the log the model was trained on: its item indices are the model's
+    served = ServedModel.from_model(weights, saved["item_ids"], dt_unit=inter.dt_unit, name=name, inter=inter)
+    fresh = url is None and not run.store_path.exists()
+    path = run.store_path.with_name(f".{run.store_path.name}.tmp") if fresh else run.store_path
+    store = open_store(url, default_path=path)
+    try:
+        tracker = InterestTracker(served, store)
+        added = tracker.import_log(inter)
+        users = list(store.user_ids())
+        for start in range(0, len(users), RECOMPUTE_CHUNK):  # states an earlier run's weights computed
+            tracker.recompute(users[start:start + RECOMPUTE_CHUNK])
+    finally:
+        store.close()
+    if fresh:
+        os.replace(path, run.store_path)
+        path.with_name(path.name + "-writer").unlink(missing_ok=True)
+    return added
 
 
 def _check_order(events: list[Event], records: dict[str, UserRecord]) -> None:
@@ -472,5 +514,5 @@ def _too_early(user: str, at: int, last: int) -> TooEarlyError:
     return TooEarlyError(f"at={iso_utc(at)} is before the last event of user {user!r}, at {iso_utc(last)}")
 
 
-__all__ = ["EXPLAINED_EVENTS", "Event", "InterestTracker", "NoEventsError", "OutOfOrderError", "RecommendRequest",
-           "TooEarlyError", "UnknownItemError", "open_run_store"]
+__all__ = ["EXPLAINED_EVENTS", "Event", "InterestTracker", "NoCategoriesError", "NoEventsError", "OutOfOrderError", "RecommendRequest",
+           "TooEarlyError", "UnknownItemError", "build_run_store", "open_run_store"]

@@ -3,18 +3,29 @@ from the state after the user's previous event, projected to the target's time."
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
+from time import monotonic
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ..metrics import (forecast_mse, metrics_by_history, metrics_by_item_frequency, ranking_metrics,
-                       target_ranks)
-from ..models import SequenceRecommender, interest_forecast
+from ..metrics import (count_at_or_above, forecast_mse, metrics_by_history, metrics_by_item_frequency,
+                       rank_from_count, ranking_metrics)
+from ..models import SequenceRecommender
+from ..models.item_activity import WINDOWS
 from ..models.repeat import LastSeen
 from .batches import SequenceBatch, sequence_batches
 
-ROWS_PER_CHUNK = 2048  # bounds the (rows, catalogue) logits held at once
+log = logging.getLogger("interestevo.train")
+
+ROWS_PER_CHUNK = 2048  # target rows scored together
+BLOCK_BYTES = 256 << 20  # bounds a block of (rows, items) scores and their temporaries
+# Blocks start at multiples of this many items and hold at least as many: a BLAS gives a column the
+# same bits in a block as in the whole catalogue's product (kernels differ for narrow tails).
+BLOCK_ALIGN = 64
+PROGRESS_LOG_SECONDS = 60.0  # a redirected log hears from a long epoch or evaluation at least this often
 
 
 @dataclass
@@ -59,13 +70,16 @@ def _autocast(device: torch.device, amp: bool):
 @torch.no_grad()
 def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, batch_size: int = 256,
              window: int = 64, device: torch.device | str = "cpu", true_interest: np.ndarray | None = None,
-             amp: bool = False) -> Evaluation:
-    """Rank every item for each of ``target_events`` (indices into ``inter``)."""
+             amp: bool = False, progress: bool = True) -> Evaluation:
+    """Rank every item for each of ``target_events`` (indices into ``inter``), the catalogue a block of
+    items at a time (see :data:`BLOCK_BYTES`), whatever its size. ``progress``: a bar on a terminal
+    (a log line every :data:`PROGRESS_LOG_SECONDS` wherever the log goes)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     categories = model.items.categories
     parts: dict[str, list] = {"events": [], "ranks": [], "forecast": [], "realised": []}
+    meter = Progress(len(target_events), "evaluate", "targets", bar=progress)
     for batch in sequence_batches(inter, target_events, batch_size):
         for win, queries, last_seen in read_windows(model, batch.to(device), window, amp):
             rows = queries[win.targets].float()  # autocast may hand back bfloat16
@@ -74,12 +88,14 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
             parts["events"].append(win.events[win.targets].cpu())
             for lo in range(0, len(rows), ROWS_PER_CHUNK):
                 chunk = slice(lo, lo + ROWS_PER_CHUNK)
-                logits = model.score(rows[chunk], at[chunk], None if seen is None else seen[chunk]).float()
-                chunk_targets = targets[lo:lo + ROWS_PER_CHUNK]
-                parts["ranks"].append(target_ranks(logits, chunk_targets).cpu())
+                ranks, forecast = rank_targets(model, rows[chunk], targets[chunk], at[chunk],
+                                               None if seen is None else seen[chunk])
+                parts["ranks"].append(ranks.cpu())
                 if categories is not None:
-                    parts["forecast"].append(interest_forecast(logits, categories).cpu())
-                    parts["realised"].append(categories[chunk_targets].float().cpu())
+                    parts["forecast"].append(forecast.cpu())
+                    parts["realised"].append(categories[targets[chunk]].float().cpu())
+                meter.update(len(ranks), len(ranks))
+    meter.close()
     model.train(was_training)
 
     def cat(key, empty_shape):
@@ -97,6 +113,117 @@ def evaluate(model: SequenceRecommender, inter, target_events: np.ndarray, *, ba
         if true_interest is not None:
             truth = np.asarray(true_interest, dtype=np.float32)[events]
     return Evaluation(events, items, ranks, history, forecast, realised, truth)
+
+
+def rank_targets(model: SequenceRecommender, rows: torch.Tensor, targets: torch.Tensor, at: torch.Tensor,
+                 seen) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(M,) ranks of ``targets`` (see :func:`~interestevo.metrics.target_ranks`) and, with item
+    categories, the (M, C) interest forecast (see :func:`~interestevo.models.interest_forecast`),
+    for queries ``rows`` (M, D) at ``at`` (M,) with history ``seen``: those of
+    ``model.score(rows, at, seen)``, never holding more of it than a block of items."""
+    blocks = item_blocks(model.num_items + 1, len(rows), bytes_per_score(model))
+    guess = None
+    if len(blocks) > 1:
+        # A target's score is needed before the block that holds it: score the targets first.
+        wanted = targets.unique()
+        guess = model.score_block(rows, wanted, at, seen).float()
+        guess = guess[torch.arange(len(rows), device=rows.device), torch.searchsorted(wanted, targets)]
+    others, scores, forecast = _scan(model, rows, targets, at, seen, blocks, guess)
+    if guess is not None:
+        # A product of another width may give a score other last bits than its own block does:
+        # those rows are counted again against the score of their block, so that ranks are exact.
+        differ = (scores != guess) & ~torch.isnan(scores)
+        if differ.any():
+            others = torch.where(differ, _scan(model, rows, targets, at, seen, blocks, scores, forecast=False)[0],
+                                 others)
+    return rank_from_count(others, scores, model.num_items), forecast
+
+
+def _scan(model, rows, targets, at, seen, blocks, guess, forecast=True):
+    """One pass over the catalogue's ``blocks``: how many other items score at or above each target
+    (its score ``guess``, or, with a single block, the one read from it), the targets' own scores,
+    and the forecast (None without categories or unless asked): a softmax over the blocks with a
+    running maximum, its sums per category rescaled as the maximum grows."""
+    categories = model.items.categories if forecast else None
+    others = torch.zeros(len(rows), dtype=torch.int64, device=rows.device)
+    scores = torch.full((len(rows),), float("nan"), device=rows.device)
+    if categories is not None:
+        top = torch.full((len(rows),), float("-inf"), device=rows.device)
+        total = torch.zeros(len(rows), device=rows.device)
+        weighted = torch.zeros(len(rows), categories.shape[1], device=rows.device)
+    for lo, hi in blocks:
+        logits = model.score_block(rows, torch.arange(lo, hi, device=rows.device), at, seen).float()
+        inside = torch.nonzero((targets >= lo) & (targets < hi)).squeeze(1)
+        own = logits[inside, targets[inside] - lo]
+        scores[inside] = own
+        against = scores if guess is None else guess
+        others += count_at_or_above(logits, against)
+        others[inside] -= count_at_or_above(own.unsqueeze(1), against[inside])  # not the target itself
+        if categories is not None:
+            peak = torch.maximum(top, logits.amax(dim=1))
+            shift = torch.where(torch.isneginf(peak), 0.0, peak)  # exp(-inf - -inf) would be NaN
+            rescale = torch.exp(top - shift)
+            weights = torch.exp(logits - shift.unsqueeze(1))
+            total = total * rescale + weights.sum(dim=1)
+            weighted = weighted * rescale.unsqueeze(1) + weights @ categories[lo:hi].float()
+            top = peak
+    return others, scores, None if categories is None else weighted / total.unsqueeze(1)
+
+
+def bytes_per_score(model: SequenceRecommender) -> int:
+    """Working memory of a block per (row, item): its float32 logits and two temporaries of their
+    size, and with the item-activity term that term's features (one float per window)."""
+    return 4 * (3 + (len(WINDOWS) if model.activity is not None else 0))
+
+
+def item_blocks(num_columns: int, rows: int, score_bytes: int) -> list[tuple[int, int]]:
+    """(start, stop) of the blocks of ``num_columns`` item indices whose ``rows`` x width scores of
+    ``score_bytes`` each fit :data:`BLOCK_BYTES`: widths a multiple of :data:`BLOCK_ALIGN`, the
+    remainder merged into the last block when narrower."""
+    width = max(1, BLOCK_BYTES // (max(rows, 1) * score_bytes) // BLOCK_ALIGN) * BLOCK_ALIGN
+    starts = list(range(0, num_columns, width))
+    if len(starts) > 1 and num_columns - starts[-1] < BLOCK_ALIGN:
+        starts.pop()
+    return [(lo, hi) for lo, hi in zip(starts, starts[1:] + [num_columns])]
+
+
+class Progress:
+    """A tqdm bar on a terminal (``bar``; ``disable=None`` draws only there) and, wherever the log
+    goes, a line on the ``interestevo.train`` logger every :data:`PROGRESS_LOG_SECONDS`: steps done
+    of ``total``, events per second and the time left."""
+
+    def __init__(self, total: int, desc: str, unit: str, bar: bool = True):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=None if bar else True, leave=False,
+                        dynamic_ncols=True)
+        self.done = self.events = 0
+        self.started = self.logged = monotonic()
+
+    def update(self, steps: int, events: int) -> None:
+        self.bar.update(steps)
+        self.done += steps
+        self.events += events
+        now = monotonic()
+        if now - self.logged >= PROGRESS_LOG_SECONDS:
+            self.logged = now
+            elapsed = now - self.started
+            log.info("%s: %d/%d %s, %.0f events/s, %s left", self.desc, self.done, self.total, self.unit,
+                     self.events / elapsed, _duration(elapsed / self.done * (self.total - self.done)))
+
+    def set_postfix(self, **values) -> None:
+        self.bar.set_postfix(**values)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    """``"1 h 05 min"``, ``"4 min 10 s"``, ``"12 s"``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def read_windows(model: SequenceRecommender, batch: SequenceBatch, window: int, amp: bool = False):

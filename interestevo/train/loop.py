@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..models import SequenceRecommender
@@ -20,7 +19,7 @@ from ..models.repeat import LastSeen
 from .batches import SequenceBatch, sequence_batches, training_item_counts
 from .config import TrainConfig
 from .distributed import Distributed, resolve_device
-from .evaluate import _autocast, evaluate
+from .evaluate import Progress, _autocast, evaluate
 
 log = logging.getLogger("interestevo.train")
 
@@ -116,7 +115,7 @@ def train_model(model: SequenceRecommender, inter, train_events: np.ndarray, val
         _check_finite(model, loss, name, epoch, checkpoint_dir if ctx.is_main else None)
         seconds = time.perf_counter() - began
         valid = evaluate(model, inter, valid_events, batch_size=config.eval_batch_size, window=config.window,
-                         device=device, amp=config.amp).summary()
+                         device=device, amp=config.amp, progress=config.progress and ctx.is_main).summary()
         score = valid["ndcg@10"]
         improved = not score <= result.best_score  # NaN (no validation targets) keeps the latest
         if improved:
@@ -184,10 +183,9 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
                  rng: np.random.Generator, ctx: Distributed, desc: str) -> float:
     model.train()
     total, count = 0.0, 0
-    # disable=None: tqdm draws only on a terminal; redirected output gets the per-epoch log lines.
-    bar = tqdm(batches, desc=desc, disable=None if config.progress and ctx.is_main else True, leave=False,
-               dynamic_ncols=True)
-    for batch in bar:
+    # A bar on a terminal; a redirected log gets a line a minute in a long epoch, and one per epoch.
+    progress = Progress(len(batches), desc, "batches", bar=config.progress and ctx.is_main)
+    for batch in batches:
         batch = batch.to(device)
         num_targets = max(batch.num_targets, 1)
         optimizer.zero_grad(set_to_none=True)
@@ -211,14 +209,15 @@ def _train_epoch(runner, model, optimizer, batches: list[SequenceBatch], config:
             # Stop at once: the next step would spread NaN into every weight. (Under DDP every rank
             # goes on to the epoch's end, where the weights, equal on all ranks, are checked.)
             if not ctx.enabled and not np.isfinite(total):
-                bar.close()
+                progress.close()
                 return total
         count += batch.num_targets
         if config.max_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
-        bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
-    bar.close()
+        progress.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        progress.update(1, batch.num_targets)
+    progress.close()
     return total / max(count, 1)
 
 

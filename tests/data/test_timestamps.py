@@ -83,7 +83,8 @@ def test_arrays_read_each_value_as_the_scalar_does():
 
 @pytest.mark.parametrize("values, where", [
     ([T0, float("inf")], "times[1] inf"), (np.array([T0, 2 ** 63], np.uint64), "times[1] 9223372036854775808"),
-    ([T0, "soon"], "times[1] 'soon'"), ([True], "times[0] True"),
+    ([T0, "soon"], "times[1] 'soon'"), ([True], "times[0] True"), ([T0, True], "times[1] True"),
+    ((T0, np.True_), "times[1] True"),
 ])
 def test_an_array_refusal_names_the_position(values, where):
     with pytest.raises(DataFormatError, match="^" + re.escape(where) + " is no time"):

@@ -7,7 +7,7 @@ import sys
 
 from interestevo.experiment import RunDirectory
 from interestevo.serving import InterestTracker
-from interestevo.serving.store import SQLiteStore
+from interestevo.serving.store import SQLiteStore, open_store
 
 from .conftest import REPO
 
@@ -54,7 +54,7 @@ def test_forget_with_store_erases_from_that_store_only(small_run, tmp_path):
     runs_store = SQLiteStore(run / "serving.db")
     users = list(runs_store.user_ids())
     runs_store.close()
-    tracker = InterestTracker.open(RunDirectory.open(run), store=url)
+    tracker = InterestTracker.open(RunDirectory.open(run), store=open_store(url))  # a new store
     try:
         item = str(tracker.served.item_ids[1])
         tracker.update(["live", "kept", users[0]], [item] * 3, [2_000_000_000] * 3)  # this store starts empty

@@ -326,7 +326,7 @@ def test_serve_refuses_bad_options_in_one_line(small_run, tmp_path):
 
     from .conftest import REPO
 
-    cases = [(["--store", "mysql://x"], "--store 'mysql://x'"), (["--model", "gru"], "--model 'gru'"),
+    cases = [(["--store", "mysql://x"], "--store 'mysql://x'"), (["--model", "gru"], "model 'gru' is not a model of the run"),
              (["--api-key-file", str(tmp_path / "none")], "--api-key-file"), (["--port", "99999"], "--port"),
              (["--public-reads"], "--public-reads")]
     for flags, named in cases:

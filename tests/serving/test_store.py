@@ -54,8 +54,8 @@ def test_urls_open_the_three_stores(tmp_path, redis_server):
     default = open_store(None, default_path=tmp_path / "default.db")
     assert isinstance(default, SQLiteStore) and default.path == tmp_path / "default.db"
     default.close()
-    for url, message in (("sqlite:///", "needs a file path"), (f"sqlite:///{tmp_path}/no/such/dir/s.db", "does not exist"),
-                         ("postgres://x", "expected sqlite"), ("memory", "expected sqlite")):
+    for url, message in (("sqlite:///", "needs a file path"), ("postgres://x", "expected sqlite"),
+                         (f"sqlite:///{tmp_path}/no/such/dir/s.db", "does not exist"), ("memory", "expected sqlite")):
         with pytest.raises(ValueError, match=message):
             open_store(url)
 

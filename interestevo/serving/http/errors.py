@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
 from ...experiment.layout import RunDirectoryError
-from ..tracker import NoEventsError, OutOfOrderError, TooEarlyError, UnknownItemError
+from ..tracker import NoCategoriesError, NoEventsError, OutOfOrderError, TooEarlyError, UnknownItemError
 from .auth import KeyFileError
 
 log = logging.getLogger("interestevo.serving")
@@ -21,6 +21,7 @@ STATUS = {
     OutOfOrderError: 409,  # an event older than its user's last one: nothing of the request was applied
     NoEventsError: 404,  # nothing to explain
     UnknownItemError: 422,
+    NoCategoriesError: 422,  # an interest forecast from a model without item categories
     TooEarlyError: 422,  # a request time before the user's last event
     RunDirectoryError: 422,  # a reload to a run or model that is not there
     KeyFileError: 422,  # a reload whose key file holds no key
