@@ -352,16 +352,18 @@ def _recommend(args) -> int:
     run = RunDirectory.open(args.run)
     tracker = InterestTracker.open(run, args.model, args.store)
     try:
-        if at is None:  # the data's "now": the log's last event, or the user's own when it came later
-            at = int(tracker.served.popularity.times.max())
-            if args.user is not None:
-                at = max(at, tracker.last_event_time(args.user) or at)
+        # without --at, the data's "now": the log's last event, or a user's own when it came later
+        floor = at is None
+        at = tracker.served.log_end if floor else at
         if args.all_users:
             users = export_recommendations(tracker, args.out, at, args.k, exclude_seen=args.exclude_seen,
-                                           progress=not args.no_progress)
+                                           not_before_last_event=floor, progress=not args.no_progress)
             print(f"top-{args.k} of {tracker.model_name} for {users:,} users at "
-                  f"{_echo_time(args.at, at, read_as)} written to {args.out}")
+                  f"{_echo_time(args.at, at, read_as)}{' (or after their last event)' if floor else ''} "
+                  f"written to {args.out}")
             return 0
+        if floor:
+            at = max(at, tracker.last_event_time(args.user) or at)
         answer = tracker.recommend(args.user, at=at, k=args.k, exclude_seen=args.exclude_seen)[0]
     finally:
         tracker.store.close()
@@ -372,8 +374,7 @@ def _recommend(args) -> int:
     else:
         print(f"user {args.user} ({tracker.model_name}) at {when}, {answer['hours_since_last_event']:.1f} hours "
               f"after their last event:")
-    items = [str(entry["item"]) for entry in answer["items"]]
-    print(_recommendation_table(items, [entry["score"] for entry in answer["items"]], run.item_labels()))
+    print(_recommendation_table(answer["items"]))
     return 0
 
 
@@ -397,16 +398,16 @@ def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
     return f"--at {given} ({read_as}: {iso_utc(seconds)})"
 
 
-def _recommendation_table(items: list[str], scores: list[float], labels: dict) -> str:
+def _recommendation_table(entries: list[dict]) -> str:
+    """The tracker's items (item, score, and title and categories where the run's item file has them)."""
     columns = ["rank", "item", "score"]
-    has_title = any(labels.get(i, (None, []))[0] for i in items)
-    has_categories = any(labels.get(i, (None, []))[1] for i in items)
+    has_title = any(entry.get("title") for entry in entries)
+    has_categories = any(entry.get("categories") for entry in entries)
     rows = []
-    for rank, (item, score) in enumerate(zip(items, scores), start=1):
-        title, categories = labels.get(item, (None, []))
-        row = [str(rank), item, f"{score:.4f}"]
-        row += [title or "-"] if has_title else []
-        row += ["|".join(categories) or "-"] if has_categories else []
+    for rank, entry in enumerate(entries, start=1):
+        row = [str(rank), str(entry["item"]), f"{entry['score']:.4f}"]
+        row += [entry.get("title") or "-"] if has_title else []
+        row += ["|".join(entry.get("categories") or []) or "-"] if has_categories else []
         rows.append(row)
     columns += ["title"] if has_title else []
     columns += ["categories"] if has_categories else []

@@ -33,16 +33,23 @@ def check_export_path(path: str | os.PathLike) -> Path:
 
 
 def export_recommendations(tracker, path: str | os.PathLike, at: int, k: int, exclude_seen: bool = False,
-                           batch_size: int = 1024, progress: bool = True) -> int:
+                           not_before_last_event: bool = False, batch_size: int = 1024,
+                           progress: bool = True) -> int:
     """Write ``user_id, rank, item_id, score`` for every user of the tracker's store (atomically:
-    the file appears whole or not at all). Returns the number of users."""
+    the file appears whole or not at all) at ``at`` (``not_before_last_event``: or at a user's last
+    event, where that came later). Returns the number of users."""
     path = check_export_path(path)
     users = tracker.user_ids()
     starts = range(0, len(users), batch_size)
 
     def frames():
         for start in tqdm(starts, desc="recommending", unit="batch", disable=None if progress else True):
-            answers = tracker.recommend(users[start:start + batch_size], at=at, k=k, exclude_seen=exclude_seen)
+            batch = users[start:start + batch_size]
+            times = [at] * len(batch)
+            if not_before_last_event:
+                records = tracker.store.records(batch)
+                times = [max(at, records[u].last_time) if u in records else at for u in batch]
+            answers = tracker.recommend(batch, at=times, k=k, exclude_seen=exclude_seen)
             short = [a["user"] for a in answers if len(a["items"]) < k]
             if short:  # --exclude-seen can leave fewer unseen items than k
                 log.warning("%d user(s) get fewer than %d items (e.g. %s): --exclude-seen leaves no more",

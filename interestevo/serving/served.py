@@ -119,6 +119,11 @@ class ServedModel:
         return self.model.add_context_scores(item_logits(queries, vectors, bias), queries, at, last_seen)
 
     @property
+    def log_end(self) -> int | None:
+        """Unix seconds of the last event of the log the model was served with: the data's "now"."""
+        return int(self.popularity.times.max()) if len(self.popularity.times) else None
+
+    @property
     def needs_seen(self) -> bool:
         """Whether scores depend on when the user last had each item (see :meth:`score`)."""
         return self.model.needs_history

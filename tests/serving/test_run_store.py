@@ -163,3 +163,24 @@ def test_an_event_posted_over_http_changes_what_recommend_prints(kind, small_run
     server.stop()
     # ... and it stays after the service has gone.
     assert printed(recommend_cli(run, user, at, *store_flags)) == printed(after)
+
+
+def test_export_without_at_meets_each_user_at_the_data_now_or_after_their_own_last_event(small_run, tmp_path):
+    import pandas as pd
+
+    run_dir = shutil.copytree(small_run, tmp_path / "run")
+    tracker = InterestTracker.open(RunDirectory.open(run_dir))
+    try:
+        late = tracker.served.log_end + 86_400  # an event posted a day after the log ends
+        tracker.update(["late-user"], [str(tracker.served.item_ids[1])], [late])
+        expected = tracker.recommend("late-user", at=late, k=3)[0]
+    finally:
+        tracker.store.close()
+    out = tmp_path / "recs.csv"
+    done = subprocess.run([sys.executable, "-m", "interestevo", "recommend", str(run_dir), "--all-users", "-k", "3",
+                           "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    recs = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    mine = recs[recs["user_id"] == "late-user"]
+    assert mine["item_id"].tolist() == [str(x["item"]) for x in expected["items"]]
+    assert recs["user_id"].nunique() == RunDirectory.open(run_dir).dataset().inter.num_users + 1
