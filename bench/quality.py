@@ -85,7 +85,7 @@ def parse_args(argv=None):
 
 
 def data_config(args, log: str, split: str):
-    from interestevo.experiment.config import DataConfig
+    from interestevo.run.config import DataConfig
 
     if args.data:
         return DataConfig(path=args.data, format=args.format, items=args.items, split=split)
@@ -100,7 +100,7 @@ def data_config(args, log: str, split: str):
 
 def experiment_config(data, row: str):
     """`interestevo train`'s defaults for the benchmark row ``row`` (a model or a VARIANTS name)."""
-    from interestevo.experiment.config import ExperimentConfig
+    from interestevo.run.config import ExperimentConfig
 
     model, changes = VARIANTS.get(row, (row, {}))
     config = ExperimentConfig(data=data, models=(model,))
@@ -113,7 +113,7 @@ def run_one(job: dict) -> dict:
     """Train and test one (log, split, model, seed) with the defaults of ``interestevo train``."""
     import torch
 
-    from interestevo.experiment.dataset import load_dataset
+    from interestevo.run.dataset import load_dataset
     from interestevo.models import build_model
     from interestevo.train import evaluate, train_model
 

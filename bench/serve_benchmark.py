@@ -38,7 +38,8 @@ T0 = 1_700_000_000
 
 def train_run(out: Path, users: int, items: int) -> Path:
     from interestevo.data import SyntheticConfig
-    from interestevo.experiment import DataConfig, ExperimentConfig, run_experiment
+    from interestevo.run import DataConfig, ExperimentConfig
+    from interestevo.experiment import run_experiment
     from interestevo.train import TrainConfig
 
     config = ExperimentConfig(
@@ -221,12 +222,12 @@ def main() -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    from interestevo.experiment import RunDirectory
+    from interestevo.run import Run
 
-    reused = args.run is not None or RunDirectory(args.work / "run").metrics.is_file()
+    reused = args.run is not None or Run(args.work / "run").metrics.is_file()
     run = args.run or (args.work / "run" if reused else train_run(args.work / "run", args.users, args.items))
     train_s = None if reused else time.perf_counter() - started
-    items = RunDirectory.open(run).load_model("timelstm")[1]["item_ids"][1:]
+    items = Run.open(run).load_model("timelstm")[1]["item_ids"][1:]
     store = args.work / "bench-store.db"
     for path in store.parent.glob(store.name + "*"):
         path.unlink()

@@ -38,7 +38,9 @@ def count_at_or_above(logits: torch.Tensor, target_scores: torch.Tensor) -> torc
     """(M,) how many of ``logits`` (M, K) score at or above ``target_scores`` (M,): ties count, and
     so do NaN scores (a diverged model must not look good). The counts of blocks of the catalogue's
     columns add up to the whole catalogue's."""
-    return (logits >= target_scores.unsqueeze(1)).sum(dim=1) + torch.isnan(logits).sum(dim=1)
+    # Those not below: NaN is not below anything. An int32 sum: an int64 one copies the mask as int64.
+    below = (logits < target_scores.unsqueeze(1)).sum(dim=1, dtype=torch.int32)
+    return logits.shape[1] - below.long()
 
 
 def rank_from_count(others: torch.Tensor, target_scores: torch.Tensor, num_items: int) -> torch.Tensor:

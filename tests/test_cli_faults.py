@@ -125,14 +125,14 @@ def test_help_shows_the_defaults_of_the_dataclasses(capsys):
 
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path, capsys):
-    from interestevo.experiment import RunDirectory
-    from interestevo.experiment.layout import RunDirectoryError
+    from interestevo.run import Run
+    from interestevo.run.layout import RunError
 
     out = tmp_path / "run"
-    first = RunDirectory(out).claim()
+    first = Run(out).claim()
     try:
-        with pytest.raises(RunDirectoryError, match="in use by another interestevo run"):
-            RunDirectory(out).claim()
+        with pytest.raises(RunError, match="in use by another interestevo run"):
+            Run(out).claim()
         code, _, err = run_cli(["train", *TINY, "--models", "pop", "--out", str(out)], capsys)
         assert code == 2
         one_line(err, "is in use by another interestevo run")
@@ -453,7 +453,7 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_data_loads(tmp_path
         def acquire(self):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("interestevo.experiment.layout.FileLock", ReadOnlyLock)
+    monkeypatch.setattr("interestevo.run.layout.FileLock", ReadOnlyLock)
     code, _, err = run_cli(["train", *TINY, "--out", str(tmp_path / "run")], capsys)
     assert code == 2
     one_line(err, f"--out {tmp_path / 'run'} is not writable: Permission denied")
@@ -462,7 +462,7 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_data_loads(tmp_path
 def test_a_synthetic_dataset_that_cannot_fit_is_refused_before_it_is_generated(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the synthetic data was generated")
-    monkeypatch.setattr("interestevo.experiment.dataset.generate_synthetic", refuse)
+    monkeypatch.setattr("interestevo.run.dataset.generate_synthetic", refuse)
     code, _, err = run_cli(["train", "--synthetic-users", "100000000000", "--out", str(tmp_path / "run")], capsys)
     assert code == 2
     one_line(err, "--synthetic-users 100,000,000,000 needs about")
@@ -481,10 +481,10 @@ def test_a_run_refused_before_writing_anything_leaves_no_directory(tmp_path, cap
 
 def test_the_service_answers_with_the_item_files_titles_and_categories(small_run, tmp_path):
     pytest.importorskip("fastapi")
-    from interestevo.experiment import RunDirectory
+    from interestevo.run import Run
     from interestevo.serving import InterestTracker, ServedModel
 
-    tracker = InterestTracker(ServedModel.from_run(RunDirectory.open(small_run), "gru"))
+    tracker = InterestTracker(ServedModel.from_run(Run.open(small_run), "gru"))
     tracker.update(["new", "new"], ["3", "4"], [1_700_000_000, 1_700_000_100])
     warm, cold = tracker.recommend(["new", "nobody"], at=1_700_000_200, k=4)
     assert not warm["cold_start"] and cold["cold_start"]

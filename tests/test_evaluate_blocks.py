@@ -74,13 +74,13 @@ def assert_same_as_whole_catalogue(model, inter, targets, **kwargs):
     expected_ranks, expected_forecast = whole_catalogue(model, inter, targets, **kwargs)
     ev = evaluate(model, inter, targets, progress=False, **kwargs)
     np.testing.assert_array_equal(ev.ranks, expected_ranks)
+    summary = ev.summary()
     if expected_forecast is None:
         assert ev.forecast is None
     else:
         np.testing.assert_allclose(ev.forecast, expected_forecast, rtol=0, atol=1e-6)
-        assert ev.summary()["forecast_mse"] == pytest.approx(
+        assert summary["forecast_mse"] == pytest.approx(
             float(((expected_forecast.astype(np.float64) - ev.realised) ** 2).mean()), abs=1e-7)
-    summary = ev.summary()
     assert {k: v for k, v in summary.items() if not k.startswith("forecast")} == ranking_metrics(expected_ranks)
     return ev
 
@@ -91,11 +91,10 @@ def small_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("num_items", [70, 255, 1000])
-@pytest.mark.parametrize("name", ["timelstm", "sasrec", "lstm", "pop"])
-@pytest.mark.parametrize("categories,terms", [(True, True), (False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("name,categories,terms", [
+    (name, categories, terms) for name in ("timelstm", "sasrec", "lstm")
+    for categories, terms in ((True, True), (False, False), (True, False), (False, True))] + [("pop", True, False)])
 def test_blocks_rank_and_forecast_as_the_whole_catalogue(monkeypatch, num_items, name, categories, terms):
-    if name == "pop" and not (categories and terms):
-        pytest.skip("popularity has no scoring terms: one case with categories is enough")
     inter, targets = catalogue(num_items)
     model = random_model(name, inter, categories, terms)
     assert_same_as_whole_catalogue(model, inter, targets)  # one block
@@ -127,19 +126,19 @@ def test_targets_scored_off_their_block_are_counted_again(monkeypatch):
     small_blocks(monkeypatch)
     inter, targets = catalogue(333)
     model = random_model("sasrec", inter, True, True)
-    score_block, recounts = model.score_block, []
+    score_block, perturbed = model.score_block, []
 
     def off_by_a_little(rows, items, at=None, seen=None):
         logits = score_block(rows, items, at, seen)
         start = int(items[0])
         if start % BLOCK_ALIGN or not torch.equal(items, torch.arange(start, start + len(items))):  # the targets
-            recounts.append(len(rows))
+            perturbed.append(len(rows))
             return logits + torch.randn(logits.shape, generator=torch.Generator().manual_seed(0)) * 0.05
         return logits
 
     model.score_block = off_by_a_little
     assert_same_as_whole_catalogue(model, inter, targets)
-    assert recounts
+    assert perturbed
 
 
 def test_blocks_are_aligned_cover_the_catalogue_and_fit_the_bound(monkeypatch):
@@ -207,3 +206,18 @@ def test_training_and_evaluation_log_progress_in_a_redirected_log(monkeypatch, c
     done = [int(line.split()[1].split("/")[0]) for line in evaluation]
     assert len(evaluation) > 1 and done == sorted(done) and done[-1] == valid
     assert evaluation[-1].startswith(f"evaluate: {valid}/{valid} targets, ") and evaluation[-1].endswith(" 0 s left")
+
+
+@pytest.mark.parametrize("name,text", [("timelstm", False), ("sasrec", True), ("pop", False)])
+def test_score_block_gives_the_columns_of_score_bit_for_bit(monkeypatch, name, text):
+    small_blocks(monkeypatch)
+    inter, targets = catalogue(1000)
+    model = random_model(name, inter, categories=True, terms=True, text=text).eval()
+    batch = sequence_batches(inter, targets, 256)[0]
+    with torch.no_grad():
+        for win, queries, last_seen in read_windows(model, batch, 64):
+            rows, at = queries[win.targets], win.times[win.targets]
+            seen = None if last_seen is None else last_seen[win.targets]
+            whole = model.score(rows, at, seen)
+            for lo, hi in item_blocks(inter.num_items + 1, len(rows), 4):
+                assert torch.equal(model.score_block(rows, torch.arange(lo, hi), at, seen), whole[:, lo:hi])

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from interestevo import __version__
-from interestevo.cli import _config_from_args, _parser, main
-from interestevo.experiment import DataConfig, ExperimentConfig
-from interestevo.experiment.config import SYNTHETIC_LOG, SYNTHETIC_TRAIN
-from interestevo.experiment.dataset import load_dataset
+from interestevo.cli import main
+from interestevo.cli.main import _config_from_args, _parser
+from interestevo.run import DataConfig, ExperimentConfig
+from interestevo.run.config import SYNTHETIC_LOG, SYNTHETIC_TRAIN
+from interestevo.run.dataset import load_dataset
 from interestevo.metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS
 from interestevo.train import TrainConfig
 

@@ -1,9 +1,5 @@
-"""The end-to-end experiment behind ``interestevo train``, and what reads its directory."""
-from .config import DataConfig, ExperimentConfig
-from .dataset import Dataset, load_dataset
-from .pipeline import (ExperimentResult, ModelOutcome, evaluate_run, load_model,
-                         run_experiment)
-from .layout import RunDirectory
+"""The jobs over runs: train and compare models (:func:`run_experiment`), evaluate a finished run,
+fine-tune one (:mod:`.finetune`) and export its recommendations (:mod:`.export`)."""
+from .pipeline import ExperimentResult, ModelOutcome, evaluate_run, load_model, run_experiment
 
-__all__ = ["DataConfig", "Dataset", "ExperimentConfig", "ExperimentResult", "ModelOutcome", "RunDirectory",
-           "evaluate_run", "load_dataset", "load_model", "run_experiment"]
+__all__ = ["ExperimentResult", "ModelOutcome", "evaluate_run", "load_model", "run_experiment"]

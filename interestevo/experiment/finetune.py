@@ -28,9 +28,9 @@ from ..data import DataFormatError, prepare_interactions, read_interactions, rea
 from ..data.cleaning import normalise_ids
 from ..models import ModelConfig, as_trained, build_model, model_from_state, split_model_name
 from ..train import train_model
-from .config import ExperimentConfig
-from .dataset import item_labels, load_dataset
-from .layout import RunDirectory
+from ..run.config import ExperimentConfig
+from ..run.dataset import item_labels, load_dataset
+from ..run.layout import Run
 from ..serving.tracker import build_run_store
 
 log = logging.getLogger("interestevo.experiment")
@@ -40,7 +40,7 @@ CATEGORY_EMBEDDING = "items.category_embedding.weight"  # (E, C): one column per
 
 @dataclass
 class FinetuneResult:
-    run: RunDirectory
+    run: Run
     model: str
     new_events: int
     new_items: int
@@ -56,7 +56,7 @@ class FinetuneResult:
 def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: str | None = None,
                  epochs: int = 1, lr: float | None = None) -> FinetuneResult:
 
-    old, out = RunDirectory.open(run_dir), Path(out)
+    old, out = Run.open(run_dir), Path(out)
     _check_out_is_free(out)
     config = old.settings
     name = model or old.best_model()
@@ -95,7 +95,7 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
     new_items = inter.num_items - (len(old_items) - 1)
     staging = _staging_directory(out)
     try:
-        new = RunDirectory(staging)
+        new = Run(staging)
         # The data files first: a log that cannot be saved fails before the training time is spent.
         _write_run(new, out, config, frame.drop(columns="new_event"), items_table, name, train_config)
         result = train_model(grown, inter, train, valid, train_config, name=name,
@@ -109,7 +109,7 @@ def finetune_run(run_dir: str | Path, data: str | Path, out: str | Path, model: 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _publish(staging, out)
-    return FinetuneResult(RunDirectory(out), name, len(fresh), new_items, epochs, float(result.best_score))
+    return FinetuneResult(Run(out), name, len(fresh), new_items, epochs, float(result.best_score))
 
 
 def _new_event_targets(inter, new_event: np.ndarray, data) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +277,7 @@ def _columns_by_name(old: torch.Tensor, old_names: list[str] | None, new: torch.
     return merged
 
 
-def _write_run(run: RunDirectory, final: Path, config: ExperimentConfig, frame: pd.DataFrame,
+def _write_run(run: Run, final: Path, config: ExperimentConfig, frame: pd.DataFrame,
                items: pd.DataFrame | None, name: str, train_config) -> None:
     """config.json pointing at the combined log (and item categories) saved in the run itself;
     ``run`` is written now and renamed to ``final`` later, so the paths name ``final``."""

@@ -20,9 +20,9 @@ from ..train import (EpochRecord, TrainResult, evaluate, init_distributed, shutd
                      train_model)
 from ..train.loop import check_resumable_layout
 from ..train.distributed import Distributed
-from .config import ExperimentConfig
-from .dataset import Dataset, load_dataset
-from .layout import RunDirectory
+from ..run.config import ExperimentConfig
+from ..run.dataset import Dataset, load_dataset
+from ..run.layout import Run
 from .memory import check_memory, check_synthetic_memory
 
 TEXT_DIM = 1024  # the widest sentence encoder vectors we expect; the estimate errs on the large side
@@ -42,7 +42,7 @@ class ModelOutcome:
 
 @dataclass
 class ExperimentResult:
-    run: RunDirectory
+    run: Run
     outcomes: dict[str, ModelOutcome]
 
     @property
@@ -62,8 +62,8 @@ def run_experiment(config: ExperimentConfig, resume: bool = False, threads: int 
     ctx = init_distributed(config.train.device)
     lock, failed = None, True
     try:
-        default = str(RunDirectory.new().root) if ctx.is_main and not config.out else None
-        run = RunDirectory(ctx.broadcast(config.out or default))
+        default = str(Run.new().root) if ctx.is_main and not config.out else None
+        run = Run(ctx.broadcast(config.out or default))
         config.out = str(run.root)
         if ctx.is_main:  # before the data loads: of two runs on one directory, exactly one goes on
             lock = run.claim(resume, created=default is not None)
@@ -138,7 +138,7 @@ def _text_features(config: ExperimentConfig, dataset: Dataset, ctx: Distributed)
     return ctx.broadcast(features)
 
 
-def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: RunDirectory,
+def _run_model(name: str, config: ExperimentConfig, dataset: Dataset, run: Run,
                ctx: Distributed, resume: bool, text=None) -> ModelOutcome:
     inter = dataset.inter
     torch.manual_seed(config.train.seed)  # every model starts from the same seed
@@ -187,7 +187,7 @@ def _check_same_items(saved: dict, item_ids: list, path: Path) -> None:
                          f"item file changed); train a new run instead")
 
 
-def _check_resumable(run: RunDirectory, name: str, extra: dict) -> None:
+def _check_resumable(run: Run, name: str, extra: dict) -> None:
     """Resuming continues on the same items, texts and text encoder, or not at all."""
     path = next((p for p in (run.last_checkpoint(name), run.best_checkpoint(name)) if p.is_file()), None)
     if path is None:
@@ -215,7 +215,7 @@ def _write_results(result: ExperimentResult, config: ExperimentConfig, dataset: 
         _plot_interest(run, config, dataset)
 
 
-def _plot_interest(run: RunDirectory, config: ExperimentConfig, dataset: Dataset) -> None:
+def _plot_interest(run: Run, config: ExperimentConfig, dataset: Dataset) -> None:
     """One user's true interest vs the forecasts of the time-aware model and the plain LSTM."""
     inter = dataset.inter
     offsets = np.asarray(inter.user_offsets)
@@ -230,15 +230,15 @@ def _plot_interest(run: RunDirectory, config: ExperimentConfig, dataset: Dataset
                                   title=f"user {inter.user_ids[user]}: interest at each event, true vs forecast")
 
 
-def load_model(run: RunDirectory | str | Path, name: str) -> SequenceRecommender:
+def load_model(run: Run | str | Path, name: str) -> SequenceRecommender:
     """The best weights of ``name`` from a run directory."""
-    run = run if isinstance(run, RunDirectory) else RunDirectory.open(run)
+    run = run if isinstance(run, Run) else Run.open(run)
     return run.load_model(name)[0]
 
 
 def evaluate_run(run_dir: str | Path, models: tuple[str, ...] | None = None) -> dict[str, ModelOutcome]:
     """Re-evaluate the best checkpoints of a finished run on its test split."""
-    run = RunDirectory.open(run_dir)
+    run = Run.open(run_dir)
     config = run.settings
     missing = [str(run.best_checkpoint(name)) for name in models or config.models
                if not run.best_checkpoint(name).is_file()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import TimeLSTM
+from ..modules import TimeLSTM
 from .base import SequenceRecommender, State
 from .config import ModelConfig
 from .repeat import log2_buckets

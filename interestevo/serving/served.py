@@ -16,7 +16,7 @@ from .popularity import PopularityTimeline
 from .steps import item_key, last_seen_rows
 
 if TYPE_CHECKING:  # the run layer sits below; only its type is named here
-    from ..experiment.layout import RunDirectory as Run
+    from ..run.layout import Run as Run
 
 
 @dataclass

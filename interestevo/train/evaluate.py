@@ -1,5 +1,6 @@
 """Full-ranking evaluation with the same sequence pass as training: every target event is scored
-from the state after the user's previous event, projected to the target's time."""
+from the state after the user's previous event, projected to the target's time, against the whole
+catalogue a block of items at a time, so that memory stays bounded whatever the catalogue's size."""
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,10 @@ log = logging.getLogger("interestevo.train")
 
 ROWS_PER_CHUNK = 2048  # target rows scored together
 BLOCK_BYTES = 256 << 20  # bounds a block of (rows, items) scores and their temporaries
-# Blocks start at multiples of this many items and hold at least as many: a BLAS gives a column the
-# same bits in a block as in the whole catalogue's product (kernels differ for narrow tails).
-BLOCK_ALIGN = 64
+# Blocks start at multiples of this many items and hold at least as many, so that a BLAS gives an
+# item the same bits in its block's products as in the whole catalogue's (MKL's kernels differ for
+# products under 128 columns wide and for tails out of step).
+BLOCK_ALIGN = 128
 PROGRESS_LOG_SECONDS = 60.0  # a redirected log hears from a long epoch or evaluation at least this often
 
 
@@ -128,46 +130,56 @@ def rank_targets(model: SequenceRecommender, rows: torch.Tensor, targets: torch.
         wanted = targets.unique()
         guess = model.score_block(rows, wanted, at, seen).float()
         guess = guess[torch.arange(len(rows), device=rows.device), torch.searchsorted(wanted, targets)]
-    others, scores, forecast = _scan(model, rows, targets, at, seen, blocks, guess)
+    counts, scores, forecast = _scan(model, rows, targets, at, seen, blocks, guess)
     if guess is not None:
         # A product of another width may give a score other last bits than its own block does:
         # those rows are counted again against the score of their block, so that ranks are exact.
         differ = (scores != guess) & ~torch.isnan(scores)
         if differ.any():
-            others = torch.where(differ, _scan(model, rows, targets, at, seen, blocks, scores, forecast=False)[0],
-                                 others)
-    return rank_from_count(others, scores, model.num_items), forecast
+            counts = torch.where(differ, _scan(model, rows, targets, at, seen, blocks, scores, forecast=False)[0],
+                                 counts)
+    return rank_from_count(counts - 1, scores, model.num_items), forecast  # the target ties with itself
 
 
 def _scan(model, rows, targets, at, seen, blocks, guess, forecast=True):
-    """One pass over the catalogue's ``blocks``: how many other items score at or above each target
-    (its score ``guess``, or, with a single block, the one read from it), the targets' own scores,
-    and the forecast (None without categories or unless asked): a softmax over the blocks with a
-    running maximum, its sums per category rescaled as the maximum grows."""
+    """One pass over the catalogue's ``blocks``: how many items score at or above each target (its
+    score ``guess``, or, with a single block, the one read from it), the targets' own scores, and
+    the forecast (None without categories or unless asked)."""
     categories = model.items.categories if forecast else None
-    others = torch.zeros(len(rows), dtype=torch.int64, device=rows.device)
+    counts = torch.zeros(len(rows), dtype=torch.int64, device=rows.device)
     scores = torch.full((len(rows),), float("nan"), device=rows.device)
-    if categories is not None:
-        top = torch.full((len(rows),), float("-inf"), device=rows.device)
-        total = torch.zeros(len(rows), device=rows.device)
-        weighted = torch.zeros(len(rows), categories.shape[1], device=rows.device)
+    softmax = None if categories is None else _RunningForecast(len(rows), categories.shape[1], rows.device)
     for lo, hi in blocks:
         logits = model.score_block(rows, torch.arange(lo, hi, device=rows.device), at, seen).float()
-        inside = torch.nonzero((targets >= lo) & (targets < hi)).squeeze(1)
-        own = logits[inside, targets[inside] - lo]
-        scores[inside] = own
-        against = scores if guess is None else guess
-        others += count_at_or_above(logits, against)
-        others[inside] -= count_at_or_above(own.unsqueeze(1), against[inside])  # not the target itself
-        if categories is not None:
-            peak = torch.maximum(top, logits.amax(dim=1))
-            shift = torch.where(torch.isneginf(peak), 0.0, peak)  # exp(-inf - -inf) would be NaN
-            rescale = torch.exp(top - shift)
-            weights = torch.exp(logits - shift.unsqueeze(1))
-            total = total * rescale + weights.sum(dim=1)
-            weighted = weighted * rescale.unsqueeze(1) + weights @ categories[lo:hi].float()
-            top = peak
-    return others, scores, None if categories is None else weighted / total.unsqueeze(1)
+        inside = (targets >= lo) & (targets < hi)
+        scores[inside] = logits[inside, targets[inside] - lo]
+        counts += count_at_or_above(logits, scores if guess is None else guess)
+        if softmax is not None:
+            softmax.add(logits, categories[lo:hi].float())
+        del logits  # freed before the next block is scored
+    return counts, scores, None if softmax is None else softmax.result()
+
+
+class _RunningForecast:
+    """``softmax(logits) @ categories`` over blocks of the logits' columns: a running maximum per
+    row, the sums so far rescaled whenever it grows."""
+
+    def __init__(self, rows: int, width: int, device):
+        self.top = torch.full((rows,), float("-inf"), device=device)
+        self.total = torch.zeros(rows, device=device)
+        self.weighted = torch.zeros(rows, width, device=device)
+
+    def add(self, logits: torch.Tensor, categories: torch.Tensor) -> None:
+        peak = torch.maximum(self.top, logits.amax(dim=1))
+        shift = torch.where(torch.isneginf(peak), 0.0, peak)  # exp(-inf - -inf) would be NaN
+        rescale = torch.exp(self.top - shift)
+        weights = (logits - shift.unsqueeze(1)).exp_()
+        self.total = self.total * rescale + weights.sum(dim=1)
+        self.weighted = self.weighted * rescale.unsqueeze(1) + weights @ categories
+        self.top = peak
+
+    def result(self) -> torch.Tensor:
+        return self.weighted / self.total.unsqueeze(1)
 
 
 def bytes_per_score(model: SequenceRecommender) -> int:
@@ -178,9 +190,9 @@ def bytes_per_score(model: SequenceRecommender) -> int:
 
 def item_blocks(num_columns: int, rows: int, score_bytes: int) -> list[tuple[int, int]]:
     """(start, stop) of the blocks of ``num_columns`` item indices whose ``rows`` x width scores of
-    ``score_bytes`` each fit :data:`BLOCK_BYTES`: widths a multiple of :data:`BLOCK_ALIGN`, the
-    remainder merged into the last block when narrower."""
-    width = max(1, BLOCK_BYTES // (max(rows, 1) * score_bytes) // BLOCK_ALIGN) * BLOCK_ALIGN
+    ``score_bytes`` each fit :data:`BLOCK_BYTES`: widths a multiple of :data:`BLOCK_ALIGN` (one at
+    least), a remainder narrower than that merged into the block before it."""
+    width = max(1, BLOCK_BYTES // (rows * score_bytes) // BLOCK_ALIGN) * BLOCK_ALIGN
     starts = list(range(0, num_columns, width))
     if len(starts) > 1 and num_columns - starts[-1] < BLOCK_ALIGN:
         starts.pop()

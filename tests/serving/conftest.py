@@ -27,7 +27,8 @@ for _module in ("fastapi", "uvicorn", "prometheus_client", "redis"):
 httpx = _needed("httpx")
 
 from interestevo.data import SyntheticConfig
-from interestevo.experiment import DataConfig, ExperimentConfig, run_experiment
+from interestevo.run import DataConfig, ExperimentConfig
+from interestevo.experiment import run_experiment
 from interestevo.models import ModelConfig
 from interestevo.train import TrainConfig
 
@@ -49,11 +50,11 @@ def train_small_run(out: Path, seed: int = 0, synthetic: SyntheticConfig = SYNTH
 def empty_tracker():
     """empty_tracker(run, model="timelstm"): the one engine with that model of ``run`` over a new,
     empty MemoryStore, to compute what a service or command should answer for the same events."""
-    from interestevo.experiment import RunDirectory
+    from interestevo.run import Run
     from interestevo.serving import InterestTracker, MemoryStore, ServedModel
 
     def tracker(run, model: str = "timelstm"):
-        return InterestTracker(ServedModel.from_run(RunDirectory.open(run), model), MemoryStore())
+        return InterestTracker(ServedModel.from_run(Run.open(run), model), MemoryStore())
 
     return tracker
 

@@ -11,7 +11,8 @@ import torch
 
 from interestevo.checkpoint import load_checkpoint
 from interestevo.data import SyntheticConfig, generate_synthetic
-from interestevo.experiment import DataConfig, ExperimentConfig, RunDirectory, load_model, run_experiment
+from interestevo.run import DataConfig, ExperimentConfig, Run
+from interestevo.experiment import load_model, run_experiment
 from interestevo.experiment.finetune import finetune_run
 from interestevo.models import ModelConfig
 from interestevo.models.repeat import LastSeen
@@ -85,7 +86,7 @@ def test_finetuned_model_scores_the_later_events_better_and_is_servable(tmp_path
     old_score, new_score = future_ndcg(old_run, before, parts["future"]), future_ndcg(new_run, before, parts["future"])
     assert new_score > old_score, (old_score, new_score)
 
-    served = ServedModel.from_run(RunDirectory.open(new_run))  # a normal run directory: serve can load (and reload) it
+    served = ServedModel.from_run(Run.open(new_run))  # a normal run directory: serve can load (and reload) it
     tracker = InterestTracker(served, SQLiteStore(tmp_path / "s.db"))
     newcomer = str(new_ids[-1])
     assert tracker.apply_events([Event("u", newcomer, 2_000_000_000)])["applied"] == 1
@@ -93,7 +94,7 @@ def test_finetuned_model_scores_the_later_events_better_and_is_servable(tmp_path
     assert answer["cold_start"] is False and len(answer["items"]) == 5
     tracker.store.close()
     # The new run's serving.db holds every user of its log (old and new events) under the tuned weights.
-    tuned = InterestTracker.open(RunDirectory.open(new_run))
+    tuned = InterestTracker.open(Run.open(new_run))
     try:
         log = pd.concat([parts["old"], parts["new"]])
         assert sorted(tuned.user_ids()) == sorted(log.user_id.astype(str).unique())
@@ -190,7 +191,7 @@ def test_a_finetuned_synthetic_run_serves_the_categories_of_its_item_file(window
     data = new_events(windowed_run, tmp_path / "new.csv", users=range(1, 21), per_user=3)
     tuned = tmp_path / "tuned"
     finetune_run(windowed_run, data, tuned, lr=1e-12)  # weights as good as unchanged
-    served = ServedModel.from_run(RunDirectory.open(tuned))
+    served = ServedModel.from_run(Run.open(tuned))
     table = pd.read_csv(tuned / "items.csv", dtype={"item_id": str})
     listed = dict(zip(table.item_id, table.category.str.split("|")))
     assert len(listed) == len(served.item_ids) - 1

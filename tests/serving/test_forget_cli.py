@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-from interestevo.experiment import RunDirectory
+from interestevo.run import Run
 from interestevo.serving import InterestTracker
 from interestevo.serving.store import SQLiteStore, open_store
 
@@ -19,7 +19,7 @@ def forget(run, user, *extra):
 
 def test_forget_erases_the_user_from_the_runs_store(small_run, tmp_path):
     run = shutil.copytree(small_run, tmp_path / "run")
-    tracker = InterestTracker.open(RunDirectory.open(run))
+    tracker = InterestTracker.open(Run.open(run))
     try:
         user, other = tracker.user_ids()[:2]
         item = str(tracker.served.item_ids[1])
@@ -54,7 +54,7 @@ def test_forget_with_store_erases_from_that_store_only(small_run, tmp_path):
     runs_store = SQLiteStore(run / "serving.db")
     users = list(runs_store.user_ids())
     runs_store.close()
-    tracker = InterestTracker.open(RunDirectory.open(run), store=open_store(url))  # a new store
+    tracker = InterestTracker.open(Run.open(run), store=open_store(url))  # a new store
     try:
         item = str(tracker.served.item_ids[1])
         tracker.update(["live", "kept", users[0]], [item] * 3, [2_000_000_000] * 3)  # this store starts empty

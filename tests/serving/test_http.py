@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from interestevo.checkpoint import load_checkpoint
-from interestevo.experiment import ExperimentConfig, load_dataset
+from interestevo.run import ExperimentConfig, load_dataset
 
 from .conftest import Server
 

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 
 from interestevo.cli import main
 from interestevo.data import DataFormatError
-from interestevo.experiment import RunDirectory
+from interestevo.run import Run
+from interestevo.serving.store import SQLiteStore
 from interestevo.serving import InterestTracker
 from interestevo.serving.http import Service, ServiceSettings, create_app
 
@@ -21,7 +22,7 @@ AS_GIVEN = {"1700000000": "seconds", "1700000000000": "milliseconds", "170000000
 @pytest.fixture
 def app(small_run, tmp_path):
     """(client, service): the app over the run's timelstm and a store of the test's own."""
-    tracker = InterestTracker.open(RunDirectory.open(small_run), "timelstm", f"sqlite:///{tmp_path / 's.db'}")
+    tracker = InterestTracker.open(Run.open(small_run), "timelstm", SQLiteStore(tmp_path / "s.db"))
     service = Service(tracker, ServiceSettings())
     with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield client, service

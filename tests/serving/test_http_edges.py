@@ -177,10 +177,10 @@ def test_a_reload_to_a_smaller_catalogue_counts_the_events_it_leaves_out(serve, 
 
 
 def test_import_log_serves_the_logs_users_as_the_runs_tracker_does(serve, small_run, tmp_path):
-    from interestevo.experiment import RunDirectory
+    from interestevo.run import Run
     from interestevo.serving import InterestTracker
 
-    tracker = InterestTracker.open(RunDirectory.open(small_run), "timelstm")  # the run's own store
+    tracker = InterestTracker.open(Run.open(small_run), "timelstm")  # the run's own store
     try:
         every_user = tracker.user_ids()
         users = every_user[:5]

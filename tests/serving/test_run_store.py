@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from interestevo.data.timestamps import iso_utc
-from interestevo.experiment import RunDirectory
+from interestevo.run import Run
 from interestevo.serving import InterestTracker, MemoryStore, ServedModel
 from interestevo.serving.store import SQLiteStore
 
@@ -45,7 +45,7 @@ def run_copy(small_run, tmp_path_factory):
 
 
 def test_training_writes_every_users_state_into_the_runs_store(run_copy):
-    run = RunDirectory.open(run_copy)
+    run = Run.open(run_copy)
     assert run.store_path == run_copy / "serving.db" and run.store_path.is_file()
     inter = run.dataset().inter
     served = ServedModel.from_run(run)
@@ -84,7 +84,7 @@ def test_training_writes_every_users_state_into_the_runs_store(run_copy):
 
 
 def test_recommend_prints_what_the_runs_tracker_answers(run_copy):
-    run = RunDirectory.open(run_copy)
+    run = Run.open(run_copy)
     tracker = InterestTracker.open(run)
     try:
         user = tracker.user_ids()[3]
@@ -108,7 +108,7 @@ def test_recommend_prints_what_the_runs_tracker_answers(run_copy):
 
 
 def test_recommend_refuses_a_time_before_the_users_last_event(run_copy):
-    tracker = InterestTracker.open(RunDirectory.open(run_copy))
+    tracker = InterestTracker.open(Run.open(run_copy))
     try:
         user = tracker.user_ids()[0]
         last = tracker.last_event_time(user)
@@ -129,7 +129,7 @@ def test_an_event_posted_over_http_changes_what_recommend_prints(kind, small_run
     else:  # serve on Redis with the log's users imported; recommend --store reads it too
         url = request.getfixturevalue("redis_server").url
         flags, store_flags = ("--import-log",), ("--store", url)
-    tracker = InterestTracker.open(RunDirectory.open(run))
+    tracker = InterestTracker.open(Run.open(run))
     try:
         user = tracker.user_ids()[5]
         last = tracker.last_event_time(user)
@@ -156,7 +156,7 @@ def test_an_event_posted_over_http_changes_what_recommend_prints(kind, small_run
         answer = server.client.get(f"/v1/users/{who}/recommendations", params={"at": at}).json()
         assert printed(out) == as_printed(answer)
     expected = empty_tracker(run)
-    expected.import_log(RunDirectory.open(run).dataset().inter)
+    expected.import_log(Run.open(run).dataset().inter)
     expected.update([user, "http-newcomer"], [item, item], [last + 3600] * 2)
     assert printed(after) == as_printed(expected.recommend(user, at=at)[0])
     assert printed(newcomer_after) == as_printed(expected.recommend("http-newcomer", at=at)[0])
@@ -169,7 +169,7 @@ def test_export_without_at_meets_each_user_at_the_data_now_or_after_their_own_la
     import pandas as pd
 
     run_dir = shutil.copytree(small_run, tmp_path / "run")
-    tracker = InterestTracker.open(RunDirectory.open(run_dir))
+    tracker = InterestTracker.open(Run.open(run_dir))
     try:
         late = tracker.served.log_end + 86_400  # an event posted a day after the log ends
         tracker.update(["late-user"], [str(tracker.served.item_ids[1])], [late])
@@ -183,4 +183,4 @@ def test_export_without_at_meets_each_user_at_the_data_now_or_after_their_own_la
     recs = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
     mine = recs[recs["user_id"] == "late-user"]
     assert mine["item_id"].tolist() == [str(x["item"]) for x in expected["items"]]
-    assert recs["user_id"].nunique() == RunDirectory.open(run_dir).dataset().inter.num_users + 1
+    assert recs["user_id"].nunique() == Run.open(run_dir).dataset().inter.num_users + 1

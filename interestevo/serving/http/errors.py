@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
-from ...experiment.layout import RunDirectoryError
+from ...run.layout import RunError
 from ..tracker import NoCategoriesError, NoEventsError, OutOfOrderError, TooEarlyError, UnknownItemError
 from .auth import KeyFileError
 
@@ -23,7 +23,7 @@ STATUS = {
     UnknownItemError: 422,
     NoCategoriesError: 422,  # an interest forecast from a model without item categories
     TooEarlyError: 422,  # a request time before the user's last event
-    RunDirectoryError: 422,  # a reload to a run or model that is not there
+    RunError: 422,  # a reload to a run or model that is not there
     KeyFileError: 422,  # a reload whose key file holds no key
 }
 

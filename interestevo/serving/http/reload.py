@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 
-from ...experiment.layout import RunDirectory
+from ...run.layout import Run
 from ..served import ServedModel
 from .auth import read_api_keys
 from .schemas import ReloadIn
@@ -94,4 +94,4 @@ class Reloader:
 
 
 def _load(run, model: str) -> ServedModel:
-    return ServedModel.from_run(RunDirectory.open(run), model)
+    return ServedModel.from_run(Run.open(run), model)

@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 
-from ..cli import bounded
+from . import args as types
 
 log = logging.getLogger("interestevo.serving")
 
@@ -29,7 +29,7 @@ def add_commands(commands) -> None:
     serve.add_argument("--model", help="which model of the run (default: its best neural model by NDCG@10)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine "
                                                            "only)")
-    serve.add_argument("--port", type=_port, default=8000,
+    serve.add_argument("--port", type=types.port, default=8000,
                        help="TCP port; 0 picks a free one and logs which (default: %(default)s)")
     serve.add_argument("--store", metavar="URL", help="sqlite:///relative.db, sqlite:////absolute/path.db or "
                                                       "redis://HOST:PORT/DB (default: sqlite in RUN/serving.db)")
@@ -37,18 +37,18 @@ def add_commands(commands) -> None:
                                                            "reads, unless --public-reads) need 'Authorization: "
                                                            "Bearer KEY'")
     serve.add_argument("--public-reads", action="store_true", help="with --api-key-file: reads need no key")
-    serve.add_argument("--max-body-bytes", type=_positive, default=4 * 1024 * 1024,
+    serve.add_argument("--max-body-bytes", type=types.positive_int, default=4 * 1024 * 1024,
                        help="larger requests get 413 (default: %(default)s)")
     serve.add_argument("--batch-window-ms", type=float, default=2.0,
                        help="how long concurrent recommendation requests are gathered into one model call "
                             "(default: %(default)s)")
-    serve.add_argument("--torch-threads", type=_positive, default=1,
+    serve.add_argument("--torch-threads", type=types.positive_int, default=1,
                        help="intra-op threads of the model (default: %(default)s: requests are small batches, and "
                             "several service processes share the cores better this way)")
     serve.add_argument("--import-log", action="store_true",
                        help="first store the users of the run's training log that the store lacks, with their "
                             "logged events, so that they get recommendations from their history, not cold starts")
-    serve.add_argument("--workers", type=_positive, default=1,
+    serve.add_argument("--workers", type=types.positive_int, default=1,
                        help="service processes on the one port, sharing the store (default: %(default)s). With "
                             "more than one, reload (SIGHUP to the main process, or POST /v1/admin/reload) "
                             "replaces each process by one with the run's newest checkpoint, one at a time")
@@ -67,14 +67,11 @@ def add_commands(commands) -> None:
                           help="new events (csv/tsv/parquet with the run's user, item and time columns)")
     finetune.add_argument("--out", required=True, metavar="RUN2", help="new run directory (must not exist)")
     finetune.add_argument("--model", help="which model of the run (default: its best neural model)")
-    finetune.add_argument("--epochs", type=_positive, default=1, help="(default: %(default)s)")
-    finetune.add_argument("--lr", type=_positive_float, help="(default: the run's)")
+    finetune.add_argument("--epochs", type=types.positive_int, default=1, help="(default: %(default)s)")
+    finetune.add_argument("--lr", type=types.positive_number, help="(default: the run's)")
     finetune.set_defaults(handler=run_finetune)
 
 
-_port = bounded(int, lambda v: 0 <= v <= 65535, "a TCP port (0-65535)")
-_positive = bounded(int, lambda v: v >= 1, "a positive integer")
-_positive_float = bounded(float, lambda v: 0 < v < float("inf"), "a positive finite number")
 
 
 #: how ``run_serve`` hands its arguments to the worker processes of ``--workers N``
@@ -85,7 +82,7 @@ def run_serve(args) -> int:
     try:
         import uvicorn
 
-        from .http import read_api_keys
+        from ..serving.http import read_api_keys
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
                          f"pip install \"interestevo[serve]\"") from None
@@ -95,10 +92,10 @@ def run_serve(args) -> int:
         read_api_keys(args.api_key_file)  # a bad file fails here, before any model loads
     elif args.public_reads:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
-    from ..experiment.layout import RunDirectory
-    from .tracker import open_run_store
+    from ..run.layout import Run
+    from ..serving.tracker import open_run_store
 
-    run = RunDirectory.open(args.run)
+    run = Run.open(args.run)
     if not args.import_log:  # a wrong URL or a missing store fails before the model loads
         open_run_store(run, args.store).close()
     settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
@@ -152,10 +149,10 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _import_log(settings: dict) -> None:
-    from ..experiment.layout import RunDirectory
-    from .tracker import build_run_store
+    from ..run.layout import Run
+    from ..serving.tracker import build_run_store
 
-    run = RunDirectory.open(settings["run"])
+    run = Run.open(settings["run"])
     users, events = build_run_store(run, run.dataset().inter, settings["model"], settings["store"])
     log.info("imported %d users with %d events from the log of %s (users the store had are kept)",
              users, events, run.root)
@@ -165,12 +162,12 @@ def build_app(settings: dict):
     """The service's app for ``serve``'s settings (one process's model, engine and store)."""
     import torch
 
-    from .http import Service, ServiceSettings, create_app, read_api_keys
-    from ..experiment.layout import RunDirectory
-    from .tracker import InterestTracker
+    from ..serving.http import Service, ServiceSettings, create_app, read_api_keys
+    from ..run.layout import Run
+    from ..serving.tracker import InterestTracker
 
     torch.set_num_threads(settings["torch_threads"])
-    run = RunDirectory.open(settings["run"])
+    run = Run.open(settings["run"])
     keys = read_api_keys(settings["api_key_file"]) if settings["api_key_file"] else ()
     tracker = InterestTracker.open(run, settings["model"], settings["store"])
     served, store = tracker.served, tracker.store
@@ -208,11 +205,11 @@ def _started(app):
 
 def run_forget(args) -> int:
     """Erase the user's events and state from the run's store (or ``--store``)."""
-    from ..experiment.layout import RunDirectory
-    from .steps import item_key
-    from .tracker import open_run_store
+    from ..run.layout import Run
+    from ..serving.steps import item_key
+    from ..serving.tracker import open_run_store
 
-    run = RunDirectory.open(args.run)
+    run = Run.open(args.run)
     store = open_run_store(run, args.store)
     try:
         erased = store.delete(item_key(args.user))

@@ -19,11 +19,11 @@ LOCK = ".lock"  # held (flock) by the run that writes the directory, for as long
 DATA_REPORT = "data_report.json"
 
 
-class RunDirectoryError(ValueError):
+class RunError(ValueError):
     """A run directory that cannot be claimed: in use, not empty, not writable, not a directory."""
 
 
-class RunDirectory:
+class Run:
     """``config.json``; ``data_report.json`` (what cleaning dropped, and why); ``metrics.json`` (test
     metrics per model); ``metrics_by_history.json`` and ``metrics_by_item_frequency.json`` (cold-start
     views); ``text_features.json`` (with text models); ``history.json`` (per-epoch records);
@@ -36,7 +36,7 @@ class RunDirectory:
         self.root = Path(root)
 
     @classmethod
-    def new(cls, base: str | Path = "runs") -> "RunDirectory":
+    def new(cls, base: str | Path = "runs") -> "Run":
         """A fresh ``base/<timestamp>[-n]``, created here so that two runs never pick the same one."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         Path(base).mkdir(parents=True, exist_ok=True)
@@ -60,18 +60,18 @@ class RunDirectory:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            raise RunDirectoryError(f"{where} is a file, not a directory") from None
+            raise RunError(f"{where} is a file, not a directory") from None
         except OSError as err:
-            raise RunDirectoryError(f"{where} cannot be created: {err.strerror or err}") from None
+            raise RunError(f"{where} cannot be created: {err.strerror or err}") from None
         if not self.root.is_dir():
-            raise RunDirectoryError(f"{where} is a file, not a directory")
+            raise RunError(f"{where} is a file, not a directory")
         lock = FileLock(self.root / LOCK, timeout=0)
         try:
             lock.acquire()
         except Timeout:
-            raise RunDirectoryError(f"{where} is in use by another interestevo run") from None
+            raise RunError(f"{where} is in use by another interestevo run") from None
         except OSError as err:
-            raise RunDirectoryError(f"{where} is not writable: {err.strerror or err}") from None
+            raise RunError(f"{where} is not writable: {err.strerror or err}") from None
         try:
             self._check_claimable(resume, where)
             self.remove_temporaries()
@@ -93,11 +93,11 @@ class RunDirectory:
     def _check_claimable(self, resume: bool, where: str) -> None:
         if resume:
             if not self.config.is_file():
-                raise RunDirectoryError(f"--resume: {self.root} has no config.json to continue from")
+                raise RunError(f"--resume: {self.root} has no config.json to continue from")
             return
         started = sorted(p.name for p in self.root.iterdir() if not _written_before_start(p))
         if started:
-            raise RunDirectoryError(f"{where} is not empty: choose a new directory, or pass --resume to "
+            raise RunError(f"{where} is not empty: choose a new directory, or pass --resume to "
                                     f"continue the run in it (nothing there is overwritten)")
 
     def remove_temporaries(self) -> None:
@@ -129,11 +129,11 @@ class RunDirectory:
 
     # ------------------------------------------------------------------ a finished run
     @classmethod
-    def open(cls, root: str | Path) -> "RunDirectory":
+    def open(cls, root: str | Path) -> "Run":
         """A run that has started (it has its config.json); anything else is refused in one line."""
         run = cls(root)
         if not run.config.is_file():
-            raise RunDirectoryError(f"{run.root} is not a run directory (no config.json)")
+            raise RunError(f"{run.root} is not a run directory (no config.json)")
         return run
 
     @functools.cached_property
@@ -150,12 +150,12 @@ class RunDirectory:
         ``serve``, ``recommend`` and ``finetune`` alike (the test split only reports)."""
         trained = [m for m in self.trained_models() if m != "pop"]
         if not trained:
-            raise RunDirectoryError(f"{self.root} has no trained neural model (checkpoints/<model>/best.pt); "
+            raise RunError(f"{self.root} has no trained neural model (checkpoints/<model>/best.pt); "
                                     f"the run did not finish: continue it with `train --resume --out {self.root}`")
         scores = {m: load_checkpoint(self.best_checkpoint(m)).get("valid", {}).get("ndcg@10") for m in trained}
         scored = [m for m in trained if isinstance(scores[m], (int, float)) and math.isfinite(scores[m])]
         if not scored:
-            raise RunDirectoryError(f"{self.root}: no checkpoint records a validation NDCG@10; name the model "
+            raise RunError(f"{self.root}: no checkpoint records a validation NDCG@10; name the model "
                                     f"(--model, one of {', '.join(trained)})")
         return max(scored, key=lambda m: scores[m])
 
@@ -165,7 +165,7 @@ class RunDirectory:
         path = self.best_checkpoint(name)
         if not path.is_file():
             trained = ", ".join(self.trained_models()) or "none"
-            raise RunDirectoryError(f"model {name!r} is not a model of the run {self.root} (no {path}); "
+            raise RunError(f"model {name!r} is not a model of the run {self.root} (no {path}); "
                                     f"it has {trained}")
         saved = load_checkpoint(path)
         try:

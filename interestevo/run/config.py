@@ -19,9 +19,9 @@ from ..train import TrainConfig
 
 SPLITS = ("loo", "temporal")
 #: The built-in synthetic log of ``interestevo train``: smaller than the generator's default and with
-#: histories of 3 to 60 events, so that the quick start's models train in under 3 minutes on 2 cores
+#: histories of 3 to 50 events, so that the quick start's models train in under 3 minutes on 2 cores
 #: and every user bucket of the cold-start view (1-4, 5-19, 20+ prior events) has test users.
-SYNTHETIC_LOG = SyntheticConfig(num_users=1500, min_events=3, max_events=60)
+SYNTHETIC_LOG = SyntheticConfig(num_users=1500, min_events=3, max_events=50)
 
 
 @dataclass

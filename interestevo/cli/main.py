@@ -9,7 +9,8 @@ import os
 import sys
 from dataclasses import replace
 
-from . import __version__
+from .. import __version__
+from . import args
 
 EXIT_BAD_INPUT = 2
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     _configure_logging()
-    from .data import DataFormatError
+    from ..data import DataFormatError
 
     try:
         return args.handler(args)
@@ -51,32 +52,6 @@ def _one_line(message: str) -> int:
         shown = shown[:MAX_MESSAGE] + "..."
     print(f"interestevo: error: {shown}", file=sys.stderr)
     return EXIT_BAD_INPUT
-
-
-def bounded(parse, accept, expected: str):
-    """An argparse type: ``parse`` the text and refuse values ``accept`` rejects, saying what was expected."""
-    def convert(text: str):
-        try:
-            value = parse(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-        return value
-    return convert
-
-
-_fraction = bounded(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-_share = bounded(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-_non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
-_positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
-_positive_number = bounded(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def _seed(text: str) -> int:
-    from .experiment.config import SEED_LIMIT  # not at import: it loads torch
-
-    return bounded(int, lambda v: 0 <= v <= SEED_LIMIT, f"an integer in [0, {SEED_LIMIT}]")(text)
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -106,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--at", metavar="TIME",
                            help="unix seconds (or ms, µs: told apart by magnitude) or ISO date (default: the "
                                 "time of the run's last logged event, the data's \"now\")")
-    recommend.add_argument("-k", type=_positive_int, default=10, help="how many items (default: 10)")
+    recommend.add_argument("-k", type=args.positive_int, default=10, help="how many items (default: 10)")
     recommend.add_argument("--model", help="which model of the run (default: its best by validation NDCG@10)")
     recommend.add_argument("--exclude-seen", action="store_true")
     recommend.add_argument("--store", metavar="URL", help="the store serve uses, if not the run's serving.db "
@@ -118,19 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe the compiled TimeLSTM extension")
     info.set_defaults(handler=_info)
 
-    from .serving.commands import add_commands as add_serving_commands  # serve, forget, finetune
-    add_serving_commands(commands)
+    from .serve import add_commands  # serve, forget, finetune
+    add_commands(commands)
     return parser
 
 
 def _add_train(commands) -> None:
     import torch
 
-    from .experiment import DataConfig
-    from .experiment.config import default_train
-    from .models import ModelConfig
-    from .train import TrainConfig
-    from .train.config import AUTO_NEGATIVES, FULL_SOFTMAX_MAX_ITEMS
+    from ..run import DataConfig
+    from ..run.config import default_train
+    from ..models import ModelConfig
+    from ..train import TrainConfig
+    from ..train.config import AUTO_NEGATIVES, FULL_SOFTMAX_MAX_ITEMS
 
     # Defaults shown in --help come from the dataclasses, so they stay true when those change.
     data_defaults, model_defaults, train_defaults = DataConfig(), ModelConfig(), TrainConfig()
@@ -157,14 +132,14 @@ def _add_train(commands) -> None:
     data.add_argument("--item-col", metavar="COL", help=default(data_defaults.item_col))
     data.add_argument("--time-col", metavar="COL", help=default(data_defaults.time_col))
     data.add_argument("--split", choices=["loo", "temporal"], help=default(data_defaults.split))
-    data.add_argument("--k-core", type=_non_negative_int, metavar="K",
+    data.add_argument("--k-core", type=args.non_negative_int, metavar="K",
                       help=f"iterative k-core filtering, 0: off {default(data_defaults.k_core)}")
-    data.add_argument("--max-dropped-fraction", type=_share, metavar="F",
+    data.add_argument("--max-dropped-fraction", type=args.share, metavar="F",
                       help=f"refuse the data when cleaning drops more than this fraction of its rows "
                            f"{default(data_defaults.max_dropped_fraction)}")
-    data.add_argument("--synthetic-users", type=_positive_int, metavar="N",
+    data.add_argument("--synthetic-users", type=args.positive_int, metavar="N",
                       help=f"users in the synthetic dataset {default(data_defaults.synthetic.num_users)}")
-    data.add_argument("--synthetic-new-items", type=_fraction, metavar="F",
+    data.add_argument("--synthetic-new-items", type=args.fraction, metavar="F",
                       help="fraction of synthetic items released late (cold items under --split temporal) "
                            f"{default(data_defaults.synthetic.new_items)}")
     text = train.add_argument_group("text features (the text extra; in the clone: pip install "
@@ -179,32 +154,32 @@ def _add_train(commands) -> None:
                        help="comma-separated subset of timelstm,lstm,gru,sasrec,pop,timelstm-no-dt, or tisasrec; add +text to a "
                             "neural one for text item features, e.g. timelstm+text (default: all, plus "
                             "timelstm+text on synthetic data or when --text-col/--text-model is given)")
-    model.add_argument("--embedding-size", type=_positive_int, metavar="N", help=default(model_defaults.embedding_size))
-    model.add_argument("--hidden-size", type=_positive_int, metavar="N", help=default(model_defaults.hidden_size))
-    model.add_argument("--num-layers", type=_positive_int, metavar="N", help=default(model_defaults.num_layers))
+    model.add_argument("--embedding-size", type=args.positive_int, metavar="N", help=default(model_defaults.embedding_size))
+    model.add_argument("--hidden-size", type=args.positive_int, metavar="N", help=default(model_defaults.hidden_size))
+    model.add_argument("--num-layers", type=args.positive_int, metavar="N", help=default(model_defaults.num_layers))
     model.add_argument("--decay", choices=["exp", "log", "none"], help=default(model_defaults.decay))
     model.add_argument("--no-item-activity", action="store_true", default=None,
                        help="every neural model without the item-activity term (items' recent counts in the log)")
     model.add_argument("--no-repeat-scores", action="store_true", default=None,
                        help="every neural model without the re-consumption term (items the user had, by time since)")
     opt = train.add_argument_group("training")
-    opt.add_argument("--epochs", type=_positive_int, metavar="N", help=train_default("epochs"))
-    opt.add_argument("--patience", type=_positive_int, metavar="N",
+    opt.add_argument("--epochs", type=args.positive_int, metavar="N", help=train_default("epochs"))
+    opt.add_argument("--patience", type=args.positive_int, metavar="N",
                      help=f"stop after N epochs without a better validation NDCG@10 {train_default('patience')}")
-    opt.add_argument("--patience-steps", type=_positive_int, metavar="N",
+    opt.add_argument("--patience-steps", type=args.positive_int, metavar="N",
                      help="... and at least N optimiser steps without one (small logs make few steps an epoch) "
                           f"{train_default('patience_steps')}")
-    opt.add_argument("--batch-size", type=_positive_int, metavar="N",
+    opt.add_argument("--batch-size", type=args.positive_int, metavar="N",
                      help=f"users per batch {default(train_defaults.batch_size)}")
-    opt.add_argument("--window", type=_positive_int, metavar="N",
+    opt.add_argument("--window", type=args.positive_int, metavar="N",
                      help=f"events per truncated-BPTT window {default(train_defaults.window)}")
-    opt.add_argument("--lr", type=_positive_number, metavar="LR", help=train_default("lr"))
-    opt.add_argument("--num-negatives", type=_non_negative_int, metavar="N",
+    opt.add_argument("--lr", type=args.positive_number, metavar="LR", help=train_default("lr"))
+    opt.add_argument("--num-negatives", type=args.non_negative_int, metavar="N",
                      help=f"sampled softmax with N shared negatives, 0: full softmax (default: full softmax up "
                           f"to {FULL_SOFTMAX_MAX_ITEMS:,} items, else {AUTO_NEGATIVES:,} negatives)")
     opt.add_argument("--device", help=f"cpu, cuda, cuda:1, or auto {default(train_defaults.device)}")
-    opt.add_argument("--seed", type=_seed, metavar="N", help=default(train_defaults.seed))
-    opt.add_argument("--threads", type=_positive_int, metavar="N",
+    opt.add_argument("--seed", type=args.seed, metavar="N", help=default(train_defaults.seed))
+    opt.add_argument("--threads", type=args.positive_int, metavar="N",
                      help=f"CPU threads for training and evaluation (default: torch's, here "
                           f"{torch.get_num_threads()})")
     opt.add_argument("--no-progress", action="store_true",
@@ -223,7 +198,8 @@ def _configure_logging() -> None:
 
 
 def _train(args) -> int:
-    from .experiment import ExperimentConfig, RunDirectory, run_experiment
+    from ..run import ExperimentConfig, Run
+    from ..experiment import run_experiment
 
     if args.out is not None and not args.out.strip():
         raise UsageError("--out is empty; name the run directory (or leave --out out for runs/<timestamp>)")
@@ -232,7 +208,7 @@ def _train(args) -> int:
             raise UsageError("--resume needs --out DIR, the run to continue")
         if args.config:
             raise UsageError("--resume continues the run as its config.json describes; --config cannot be given")
-        run = RunDirectory(args.out)
+        run = Run(args.out)
         if not run.config.is_file():
             raise UsageError(f"--resume: {run.root} has no config.json to continue from")
         _refuse_changes_on_resume(args)
@@ -278,8 +254,8 @@ def _refuse_changes_on_resume(args) -> None:
 
 
 def _config_from_args(args):
-    from .experiment import ExperimentConfig
-    from .experiment.config import default_train
+    from ..run import ExperimentConfig
+    from ..run.config import default_train
 
     base = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
     # Absolute paths: `evaluate` and `--resume` read config.json from any working directory.
@@ -315,7 +291,7 @@ def _absolute(path: str | None) -> str | None:
 
 
 def _names_a_path(name: str | None) -> bool:
-    from .text.encoder import names_a_path
+    from ..text.encoder import names_a_path
 
     return name is not None and names_a_path(name)
 
@@ -327,7 +303,7 @@ def _given(args, **fields) -> dict:
 
 
 def _evaluate(args) -> int:
-    from .experiment import evaluate_run
+    from ..experiment import evaluate_run
 
     outcomes = evaluate_run(args.run)
     if not outcomes:
@@ -338,9 +314,9 @@ def _evaluate(args) -> int:
 
 
 def _recommend(args) -> int:
-    from .experiment import RunDirectory
-    from .experiment.export import check_export_path, export_recommendations
-    from .serving import InterestTracker
+    from ..run import Run
+    from ..experiment.export import check_export_path, export_recommendations
+    from ..serving import InterestTracker
 
     if args.all_users and not args.out:
         raise UsageError("--all-users writes a file: pass --out recs.csv (or .parquet)")
@@ -349,7 +325,7 @@ def _recommend(args) -> int:
     if args.out:
         check_export_path(args.out)
     at, read_as = (None, None) if args.at is None else _request_time(args.at)
-    run = RunDirectory.open(args.run)
+    run = Run.open(args.run)
     tracker = InterestTracker.open(run, args.model, args.store)
     try:
         # without --at, the data's "now": the log's last event, or a user's own when it came later
@@ -380,18 +356,14 @@ def _recommend(args) -> int:
 
 def _request_time(text: str) -> tuple[int, str]:
     """--at as every surface reads a time (a refusal is a DataFormatError naming --at)."""
-    from .data.timestamps import read_time
+    from ..data.timestamps import read_time
 
     return read_time(text, "--at")
 
 
-def _parse_time(text: str) -> int:
-    return _request_time(text)[0]
-
-
 def _echo_time(given: str | None, seconds: int, read_as: str) -> str:
     """The request time as given and as ISO-8601, so a misread unit shows at once."""
-    from .data.timestamps import iso_utc
+    from ..data.timestamps import iso_utc
 
     if given is None:
         return f"the latest logged event ({iso_utc(seconds)})"
@@ -456,7 +428,7 @@ def _metrics_table(metrics: dict[str, dict]) -> str:
 def _cold_start_table(outcomes: dict) -> str:
     """ndcg@10 (and target count) per user-history and item-frequency bucket, models side by side;
     buckets without test targets are named below the table instead of showing empty rows."""
-    from .metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS, bucket_range
+    from ..metrics import HISTORY_BUCKETS, ITEM_FREQUENCY_BUCKETS, bucket_range
 
     names = list(outcomes)
     rows = [(f"users with {label} prior events", {n: outcomes[n].by_history[label] for n in names})
