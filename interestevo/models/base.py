@@ -145,8 +145,8 @@ class SequenceRecommender(nn.Module):
     def score_block(self, queries: torch.Tensor, items: torch.Tensor, at: torch.Tensor | None = None,
                     last_seen=None) -> torch.Tensor:
         """(M, K) columns ``items`` (K,), ascending distinct item indices, of :meth:`score` for
-        ``queries`` (M, D): the same numbers, the other items never scored, so that evaluation ranks a
-        catalogue too large for one (M, num_items + 1) matrix a block at a time."""
+        ``queries`` (M, D): the same terms (to float rounding), the other items never scored, so that
+        evaluation ranks a catalogue too large for one (M, num_items + 1) matrix a block at a time."""
         if type(self).score is not SequenceRecommender.score:  # scores of its own (popularity)
             return self.score_items(queries, items, at, last_seen).masked_fill(items == 0, float("-inf"))
         self._check_context(at, last_seen)
@@ -155,10 +155,7 @@ class SequenceRecommender(nn.Module):
         logits = item_logits(queries, vectors, bias.masked_fill(padding if excluded is None else padding | excluded,
                                                                 float("-inf")))
         if self.activity is not None:
-            # score() adds these terms to the float32 logits in one baddbmm: the same operation gives the same bits
-            weights = self.activity.weights(queries).float().unsqueeze(1)
-            with torch.autocast(queries.device.type, enabled=False):
-                logits = torch.baddbmm(logits.unsqueeze(1), weights, self.activity.features(at, items)).squeeze(1)
+            logits = self.activity(queries, at, items, base=logits)
         if self.repeat is not None:
             # The user's items in this block, as its columns: score_items would search them for every
             # (row, item) pair, score() and this cost one step per item the user had.
