@@ -51,7 +51,7 @@ def test_recommend_for_a_user_at_a_time(run_dir, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     best = Run.open(run_dir).best_model()  # the default: the best model by validation
     assert lines[0].startswith(f"user 3 ({best}) at --at 2030-01-01 (an ISO date: 2030-01-01T00:00:00Z)")
-    assert lines[1].split() == ["rank", "item", "score"] and len(lines) == 7
+    assert lines[1].split()[:3] == ["rank", "item", "score"] and len(lines) == 7  # (+ categories)
     assert main(["recommend", str(run_dir), "--user", "3", "--at", "1900000000", "--model", "gru"]) == 0
 
 
@@ -59,7 +59,7 @@ def test_a_user_without_events_gets_the_popular_items_before_the_time(run_dir, c
     assert main(["recommend", str(run_dir), "--user", "nobody", "--at", "2030-01-01", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("user nobody has no events: the items most popular before --at 2030-01-01")
-    assert lines[1].split() == ["rank", "item", "score"] and len(lines) == 5
+    assert lines[1].split()[:3] == ["rank", "item", "score"] and len(lines) == 5
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -93,11 +93,10 @@ def run_serve(args) -> int:
     elif args.public_reads:
         raise ValueError("--public-reads only applies with --api-key-file (without it every route is open)")
     from ..run.layout import Run
-    from ..serving.tracker import open_run_store
 
     run = Run.open(args.run)
     if not args.import_log:  # a wrong URL or a missing store fails before the model loads
-        open_run_store(run, args.store).close()
+        _served_store(run, args.store).close()
     settings = {key: getattr(args, key) for key in ("run", "model", "store", "api_key_file", "public_reads",
                                                     "max_body_bytes", "batch_window_ms", "torch_threads",
                                                     "workers")}
@@ -169,7 +168,7 @@ def build_app(settings: dict):
     torch.set_num_threads(settings["torch_threads"])
     run = Run.open(settings["run"])
     keys = read_api_keys(settings["api_key_file"]) if settings["api_key_file"] else ()
-    tracker = InterestTracker.open(run, settings["model"], settings["store"])
+    tracker = InterestTracker.open(run, settings["model"], _served_store(run, settings["store"]))
     served, store = tracker.served, tracker.store
     service_settings = ServiceSettings(api_keys=keys, api_key_file=settings["api_key_file"],
                                        public_reads=settings["public_reads"],
@@ -179,6 +178,15 @@ def build_app(settings: dict):
     log.info("serving %s of %s (weights %s) with store %s", served.name, run.root, served.fingerprint,
              store.url.split("@")[-1])
     return create_app(Service(tracker, service_settings))
+
+
+def _served_store(run, url: str | None):
+    """The run's serving.db (which must be there), or the store ``--store`` names: a service may
+    start on a new one, whose users arrive with their events (or with --import-log)."""
+    from ..serving.store import open_store
+    from ..serving.tracker import open_run_store
+
+    return open_run_store(run) if url is None else open_store(url, run.store_path)
 
 
 def worker_app():
