@@ -101,7 +101,10 @@ class ItemActivity(nn.Module):
         bins = self._bins(at, tables, origin, width)
         if items is None:
             return tables.index_select(0, bins)
-        if items.dim() == 1:  # shared candidates: their columns first, never whole catalogue rows
+        if items.dim() == 1:  # shared candidates: copy the smaller part first, the rows in use or the columns
+            used, where = bins.unique(return_inverse=True)
+            if len(used) * tables.shape[2] <= tables.shape[0] * len(items):
+                return tables.index_select(0, used).index_select(2, items).index_select(0, where)
             return tables.index_select(2, items).index_select(0, bins)
         return tables[bins.unsqueeze(1), :, items].permute(0, 2, 1)  # (M, K, windows) -> (M, windows, K)
 
