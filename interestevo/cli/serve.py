@@ -85,7 +85,7 @@ def run_serve(args) -> int:
         from ..serving.http import read_api_keys
     except ImportError as error:
         raise ValueError(f"serve needs the serve extra ({error.name} is missing): "
-                         f"pip install \"interestevo[serve]\"") from None
+                         f"in the clone, pip install --no-build-isolation -e \".[serve]\"") from None
     if not 0 <= args.batch_window_ms <= 1000:
         raise ValueError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")
     if args.api_key_file:
@@ -141,6 +141,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind(address)
+        listening.listen(socket.SOMAXCONN)  # from here connections queue until the app answers them
     except OSError as error:
         listening.close()
         raise ValueError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
