@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (DataFormatError, LookupError, FileNotFoundError, UsageError, ValueError) as err:
+    except (DataFormatError, FileNotFoundError, UsageError, ValueError) as err:
         if os.environ.get("INTERESTEVO_DEBUG"):
             raise
         return _one_line(str(err).splitlines()[0] if str(err) else type(err).__name__)

@@ -2,7 +2,7 @@
 
 The new events are trained on with each user's old history as context; items the run never saw
 get new embedding rows (every old item keeps its index and its learned row); the result is a
-normal run directory (config, checkpoint, tracker) that ``interestevo serve`` can serve or
+normal run directory (config, checkpoint, users' store) that ``interestevo serve`` can serve or
 reload. It is written in a hidden sibling directory and renamed to ``out`` when complete, so a
 failure never leaves a partial run. Ids match the run's by their text (``3`` and ``"3"`` are one
 user). A new event older than its user's logged ones takes its place in time order (a late

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,11 +11,9 @@ import torch
 from ..data.timestamps import unit_seconds
 from ..models import SequenceRecommender
 from ..models.base import item_logits, scoring_bias
+from ..run.layout import Run
 from .popularity import PopularityTimeline
 from .steps import item_key, last_seen_rows
-
-if TYPE_CHECKING:  # the run layer sits below; only its type is named here
-    from ..run.layout import Run as Run
 
 
 @dataclass
@@ -77,8 +74,9 @@ class ServedModel:
     @classmethod
     def from_model(cls, model: SequenceRecommender, item_ids, *, dt_unit: str = "hours", name: str = "model",
                    inter=None, category_names: list[str] | None = None) -> "ServedModel":
-        """A model trained in Python; ``inter`` (an Interactions log over the same items) gives cold
-        starts their popularity counts (without it, a user without events gets no items)."""
+        """A model trained in Python (moved to the CPU, in eval mode); ``item_ids``: the original id of
+        each item index, 0 the padding (``Interactions.item_ids``); ``inter`` (a log over the same
+        items) gives cold starts their popularity counts (without it, a user without events gets none)."""
         items = np.zeros(0, np.int64) if inter is None else np.asarray(inter.item)
         times = np.zeros(0, np.int64) if inter is None else np.asarray(inter.timestamp)
         popularity = PopularityTimeline(items, times, model.num_items)

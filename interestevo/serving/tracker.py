@@ -19,12 +19,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.timestamps import iso_utc, parse_times
 from ..models import interest_forecast
+from ..run.layout import Run
 from .served import ServedModel
 from .steps import (check_k, check_user_ids, item_key, plain, run_sequences, time_gaps,
                     top_items)
@@ -92,9 +94,12 @@ class InterestTracker:
         self._swap_lock = threading.Lock()  # a batch of recommendations is scored by one model
 
     @classmethod
-    def open(cls, run, model: str | None = None, store: str | UserStore | None = None) -> "InterestTracker":
-        """The tracker of a run: ``model`` (default: the best by validation) over ``store`` (a URL,
-        or default the run's ``serving.db``, where training wrote every user's state)."""
+    def open(cls, run: Run | str | Path, model: str | None = None,
+             store: str | UserStore | None = None) -> "InterestTracker":
+        """The tracker of a run (a :class:`Run` or its directory): ``model`` (default: the best by
+        validation) over ``store`` (a URL, or default the run's ``serving.db``, where training
+        wrote every user's state)."""
+        run = run if isinstance(run, Run) else Run.open(run)
         if not isinstance(store, UserStore):
             store = open_run_store(run, store)
         return cls(ServedModel.from_run(run, model), store)
@@ -468,7 +473,8 @@ def open_run_store(run, url: str | None = None) -> UserStore:
     not there is refused, not created: an empty store would answer every user as a cold start."""
     path = run.store_path if url is None else sqlite_path(url)
     if path is not None and not path.is_file():
-        where = f"{run.root} has no {path.name} (the run did not finish)" if url is None else f"--store {url}: no such file"
+        where = f"{run.root} has no {path.name} (the run did not finish)" if url is None else \
+            f"--store {url}: no such file"
         raise ValueError(f"{where}; `interestevo serve {run.root} --import-log` builds a store from the run's log")
     return open_store(url, default_path=run.store_path)
 
