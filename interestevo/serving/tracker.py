@@ -178,7 +178,7 @@ class InterestTracker:
         offsets, log_items, log_times = (np.asarray(x) for x in (inter.user_offsets, inter.item, inter.timestamp))
         users = events = 0
         for first in range(1, len(user_ids), users_per_call):
-            chunk = [u for u in range(first, min(first + users_per_call, len(user_ids)))]
+            chunk = list(range(first, min(first + users_per_call, len(user_ids))))
             stored = self.store.records([user_ids[u] for u in chunk])
             fresh = [u for u in chunk if user_ids[u] not in stored and offsets[u + 1] > offsets[u]]
             if not fresh:
