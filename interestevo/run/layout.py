@@ -98,7 +98,7 @@ class Run:
         started = sorted(p.name for p in self.root.iterdir() if not _written_before_start(p))
         if started:
             raise RunError(f"{where} is not empty: choose a new directory, or pass --resume to "
-                                    f"continue the run in it (nothing there is overwritten)")
+                           f"continue the run in it (nothing there is overwritten)")
 
     def remove_temporaries(self) -> None:
         """Temporary files of atomic writes that a killed process left (only while holding the lock)."""
@@ -151,12 +151,12 @@ class Run:
         trained = [m for m in self.trained_models() if m != "pop"]
         if not trained:
             raise RunError(f"{self.root} has no trained neural model (checkpoints/<model>/best.pt); "
-                                    f"the run did not finish: continue it with `train --resume --out {self.root}`")
+                           f"the run did not finish: continue it with `train --resume --out {self.root}`")
         scores = {m: load_checkpoint(self.best_checkpoint(m)).get("valid", {}).get("ndcg@10") for m in trained}
         scored = [m for m in trained if isinstance(scores[m], (int, float)) and math.isfinite(scores[m])]
         if not scored:
             raise RunError(f"{self.root}: no checkpoint records a validation NDCG@10; name the model "
-                                    f"(--model, one of {', '.join(trained)})")
+                           f"(--model, one of {', '.join(trained)})")
         return max(scored, key=lambda m: scores[m])
 
     def load_model(self, name: str):
@@ -166,7 +166,7 @@ class Run:
         if not path.is_file():
             trained = ", ".join(self.trained_models()) or "none"
             raise RunError(f"model {name!r} is not a model of the run {self.root} (no {path}); "
-                                    f"it has {trained}")
+                           f"it has {trained}")
         saved = load_checkpoint(path)
         try:
             config = ModelConfig.from_saved(saved["model_config"])
